@@ -1,0 +1,1 @@
+"""serbench first-party plugin: upstreams."""

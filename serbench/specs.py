@@ -1,0 +1,257 @@
+"""The data contracts between the referee and its plugins.
+
+Everything here is plain data with lazy loaders, so that listing components never imports torch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Literal, Mapping, Sequence
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    import torch
+
+
+# --------------------------------------------------------------------------------------- datasets
+
+
+@dataclass(frozen=True)
+class Utterance:
+    """One labelled utterance of a corpus.
+
+    ``path`` is relative to the corpus root; ``gender`` is ``"female"``, ``"male"`` or ``None``;
+    ``duration`` is in seconds (``None`` when unknown until decoded).
+    """
+
+    key: str
+    path: str
+    label: str
+    speaker: str
+    gender: str | None = None
+    session: str | None = None
+    text: str | None = None
+    duration: float | None = None
+
+
+@dataclass(frozen=True)
+class Fold:
+    """One train / dev / test split of a protocol, as lists of utterance keys."""
+
+    name: str
+    train: tuple[str, ...]
+    dev: tuple[str, ...]
+    test: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """A corpus and its protocols.
+
+    ``load_manifest(root, options)`` reads the corpus as published and returns its utterances;
+    ``folds(utterances, protocol, options)`` returns the protocol's folds. ``protocols`` maps each
+    protocol name to a one-line description; the first one is the default. ``options`` are the
+    dataset's options with their defaults (e.g. IEMOCAP's ``improvised``). ``dirnames`` are the
+    folder names the corpus usually has, so ``--data-root`` may point at a folder holding it.
+    """
+
+    name: str
+    labels: tuple[str, ...]
+    protocols: Mapping[str, str]
+    load_manifest: Callable[[Any, Mapping[str, Any]], list[Utterance]]
+    folds: Callable[[Sequence[Utterance], str, Mapping[str, Any]], list[Fold]]
+    description: str = ""
+    download: Callable[[Any], None] | None = None
+    licence: str = ""
+    citation: str = ""
+    has_text: bool = False
+    has_gender: bool = False
+    options: Mapping[str, Any] = field(default_factory=dict)
+    dirnames: tuple[str, ...] = ()
+    obtain: str = ""  # how to get a licensed corpus, shown when it is missing
+
+    @property
+    def default_protocol(self) -> str:
+        return next(iter(self.protocols))
+
+
+# --------------------------------------------------------------------------------------- upstreams
+
+
+@dataclass(frozen=True)
+class UpstreamSpec:
+    """An encoder from audio (or text) to a stack of hidden states.
+
+    ``loader(device)`` returns a ``torch.nn.Module``. Audio upstreams: ``forward(waveforms (B, S)
+    float32 at sample_rate, lengths (B,) samples) -> (list of L tensors (B, T, D), frame lengths
+    (B,))``. Text upstreams (``modality="text"``): ``forward(texts: list[str]) -> (list of L tensors
+    (B, T, D), token lengths (B,))``; ``pooling`` says how a sentence embedding is taken.
+    ``revision`` is the pinned weights revision (``None`` for weight-free extractors); the loaded
+    module may expose a resolved ``revision`` attribute that the run records.
+    """
+
+    name: str
+    loader: Callable[[Any], Any]
+    modality: Literal["audio", "text"] = "audio"
+    sample_rate: int = 16000
+    num_layers: int = 1
+    hidden_size: int = 0
+    frame_rate: float = 0.0  # frames per second; 0 for utterance-level (T = 1) extractors
+    revision: str | None = None
+    n_parameters: int = 0
+    trainable: bool = True
+    source: str = ""
+    description: str = ""
+    pooling: Literal["mean", "first"] = "mean"
+
+
+# --------------------------------------------------------------------------------------- methods
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One stage of a multi-stage recipe and its share of the budget (shares sum to 1)."""
+
+    name: str
+    share: float
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """A training recipe.
+
+    ``build(ctx: BuildContext) -> torch.nn.Module`` with ``loss(batch) -> scalar tensor`` and
+    ``predict(batch) -> (B, C) scores``. ``requires`` names what the data must have (``text``,
+    ``gender``, ``frames``). ``inputs`` says what a frozen upstream feeds the model: ``frames``
+    (all layers, all frames) or ``pooled`` (all layers, each mean-pooled over valid frames: exact
+    for models that are linear up to their pooling, and much faster). ``finetunes_upstream`` is the
+    default; an option named ``finetune_upstream`` in ``defaults`` overrides it per run.
+    ``defaults`` lists every option the method accepts with its default.
+    """
+
+    name: str
+    build: Callable[[Any], Any]
+    description: str = ""
+    requires: frozenset[str] = frozenset()
+    finetunes_upstream: bool = False
+    inputs: Literal["frames", "pooled"] = "frames"
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+    search_space: Mapping[str, Sequence[Any]] = field(default_factory=dict)
+    stages: tuple[Stage, ...] = (Stage("train", 1.0),)
+
+    def finetunes(self, options: Mapping[str, Any]) -> bool:
+        return bool(options.get("finetune_upstream", self.finetunes_upstream))
+
+
+# --------------------------------------------------------------------------------------- budgets
+
+
+@dataclass(frozen=True)
+class Budget:
+    """The compute one run (one fold, one seed) may spend. The loop stops at the first limit."""
+
+    name: str
+    max_steps: int
+    batch_seconds: float
+    max_device_seconds: float
+    max_trials: int = 1
+    eval_every: int = 100
+    precision: Literal["fp32", "bf16"] = "fp32"
+    device: str = "auto"
+
+    def signature(self) -> str:
+        """What makes two budgets comparable: every limit, not the name."""
+        d = asdict(self)
+        d.pop("name")
+        d.pop("device")
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
+
+
+# --------------------------------------------------------------------------------------- runs
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One cell of a sweep. ``options`` hold only the method options set away from defaults."""
+
+    upstream: str
+    method: str
+    dataset: str
+    protocol: str
+    fold: str
+    seed: int
+    budget: str
+    options: Mapping[str, Any] = field(default_factory=dict)
+    dataset_options: Mapping[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["options"] = dict(sorted(self.options.items()))
+        d["dataset_options"] = dict(sorted(self.dataset_options.items()))
+        return d
+
+
+@dataclass
+class Batch:
+    """What the loop hands a method's ``loss`` and ``predict``.
+
+    With a frozen upstream ``features`` holds one tensor per layer, ``(B, T, D)`` (``T = 1`` when
+    the method takes ``pooled`` inputs) and ``lengths`` the valid frames. With a fine-tuned upstream
+    ``waveforms`` ``(B, S)`` and ``lengths`` in samples are given instead and the model calls the
+    upstream itself. ``labels`` index ``BuildContext.labels``; ``genders`` are 0 female, 1 male.
+    """
+
+    keys: list[str]
+    labels: "torch.Tensor"
+    lengths: "torch.Tensor"
+    speakers: list[str]
+    features: list["torch.Tensor"] | None = None
+    waveforms: "torch.Tensor | None" = None
+    genders: "torch.Tensor | None" = None
+    texts: list[str] | None = None
+
+    @property
+    def size(self) -> int:
+        return len(self.keys)
+
+    def to(self, device: Any) -> "Batch":
+        move = (lambda t: None if t is None else t.to(device, non_blocking=True))
+        return Batch(
+            keys=self.keys,
+            labels=move(self.labels),
+            lengths=move(self.lengths),
+            speakers=self.speakers,
+            features=None if self.features is None else [move(f) for f in self.features],
+            waveforms=move(self.waveforms),
+            genders=move(self.genders),
+            texts=self.texts,
+        )
+
+
+GENDERS: tuple[str, str] = ("female", "male")
+
+
+@dataclass
+class BuildContext:
+    """What a method's ``build`` gets: the task, its options and lazy access to the encoders."""
+
+    labels: tuple[str, ...]
+    options: dict[str, Any]
+    upstream: UpstreamSpec
+    dataset: DatasetSpec
+    device: Any
+    seed: int
+    finetune_upstream: bool
+    load_upstream: Callable[[], Any]
+    text_encoder: Callable[[str], UpstreamSpec]
+    stages: tuple[Stage, ...] = (Stage("train", 1.0),)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.labels)
+
+
+class ConfigError(ValueError):
+    """A bad name, option, budget or input: reported as one line, never a traceback."""
