@@ -44,7 +44,9 @@ def budget_from_mapping(name: str, data: Mapping[str, Any], where: str = "") -> 
         base[key] = _check_value(key, value, where)
     missing = [k for k in ("max_steps", "batch_seconds", "max_device_seconds") if k not in base]
     if missing:
-        raise ConfigError(f"{where}: missing {', '.join(missing)} (or give base: smoke|probe|finetune)")
+        raise ConfigError(
+            f"{where}: missing {', '.join(missing)} (or give base: smoke|probe|finetune)"
+        )
     base["name"] = name
     return Budget(**base)
 
@@ -76,7 +78,8 @@ def load_budget_file(path: str | Path) -> dict[str, Budget]:
     except FileNotFoundError:
         raise ConfigError(f"budget file {path} does not exist") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"budget file {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+        first = str(exc).splitlines()[0]
+        raise ConfigError(f"budget file {path} is not valid YAML: {first}") from None
     if not isinstance(data, Mapping):
         raise ConfigError(f"budget file {path}: expected a mapping of budget names to limits")
     return {n: budget_from_mapping(n, d, f"{path}: budget {n!r}") for n, d in data.items()}
@@ -91,4 +94,6 @@ def resolve_budget(name: str, extra: Mapping[str, Budget] | None = None) -> Budg
         return pool[name]
     close = difflib.get_close_matches(name, list(pool), n=1)
     hint = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(pool)}"
-    raise ConfigError(f"unknown budget {name!r}: {hint} (or define it in a YAML file with --budgets)")
+    raise ConfigError(
+        f"unknown budget {name!r}: {hint} (or define it in a YAML file with --budgets)"
+    )

@@ -124,7 +124,8 @@ def describe_components(kind: str) -> list[dict[str, Any]]:
             )
         elif kind == "datasets":
             row.update(
-                labels=list(spec.labels), protocols=dict(spec.protocols), options=dict(spec.options),
+                labels=list(spec.labels), protocols=dict(spec.protocols),
+                options=dict(spec.options),
                 has_text=spec.has_text, has_gender=spec.has_gender, licence=spec.licence,
                 downloadable=spec.download is not None,
             )

@@ -49,7 +49,7 @@ def _describe(exc: BaseException) -> str:
 def make_manager(
     entry_points: bool = True, extra: Iterable[tuple[str, Any]] = ()
 ) -> Plugins:
-    """Build a plugin manager: the ``serbench`` entry points, then ``extra`` (name, module) pairs."""
+    """Build a plugin manager: the ``serbench`` entry points, then ``extra`` (name, module)."""
     pm = pluggy.PluginManager(PROJECT)
     pm.add_hookspecs(hookspecs)
     infos: dict[str, PluginInfo] = {}

@@ -36,7 +36,7 @@ class Registry(Generic[T]):
     failed: dict[str, str] = field(default_factory=dict)  # plugin -> error, for clear messages
 
     def add(self, spec: T, plugin: str) -> None:
-        name = getattr(spec, "name")
+        name = spec.name  # type: ignore[attr-defined]
         if name in self.items:
             raise DuplicateName(
                 f"{self.kind} {name!r} is registered twice: by plugin {self.origin[name]!r} "

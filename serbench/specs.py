@@ -217,7 +217,9 @@ class Batch:
         return len(self.keys)
 
     def to(self, device: Any) -> "Batch":
-        move = (lambda t: None if t is None else t.to(device, non_blocking=True))
+        def move(t: Any) -> Any:
+            return None if t is None else t.to(device, non_blocking=True)
+
         return Batch(
             keys=self.keys,
             labels=move(self.labels),
