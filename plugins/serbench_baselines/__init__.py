@@ -1,1 +1,60 @@
-"""serbench first-party plugin: baselines."""
+"""serbench first-party plugin ``baselines``: the ``linear`` and ``mlp`` probes and ``finetune``.
+
+Registration only describes: the models (and torch) are imported inside the build functions, so
+``serbench list`` stays fast.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from serbench import BuildContext, MethodSpec, hookimpl
+
+PROBE_DEFAULTS: dict[str, Any] = {
+    # SUPERB's emotion probe uses Adam at 1e-4 for 30k steps; under the 1,000-step probe budget
+    # that under-trains, so the default is 1e-3 (set lr=1e-4 for SUPERB's value).
+    "lr": 1e-3,
+    "layer": "weighted",  # weighted (SUPERB) | last | <index>
+    "hidden": 256,
+    "normalize": "none",  # none | global | speaker: applied by the harness to the features
+}
+
+
+def _build(module: str, attr: str) -> Callable[[BuildContext], Any]:
+    """A build function that imports ``serbench_baselines.<module>`` (and torch) when called."""
+
+    def build(ctx: BuildContext) -> Any:
+        import importlib
+
+        return getattr(importlib.import_module(f"{__name__}.{module}"), attr)(ctx)
+
+    build.__qualname__ = f"{module}.{attr}"
+    return build
+
+
+def method_specs() -> list[MethodSpec]:
+    return [
+        MethodSpec(
+            name="linear",
+            build=_build("probes", "build_linear"),
+            description="SUPERB probe: weighted layer sum, Linear(D,256), mean pool, Linear(256,C)",
+            inputs="pooled",
+            defaults=dict(PROBE_DEFAULTS),
+            search_space={"lr": (1e-4, 3e-4, 1e-3, 3e-3)},
+        ),
+        MethodSpec(
+            name="mlp",
+            build=_build("probes", "build_mlp"),
+            description="EmoBox probe: weighted layer sum, Linear(D,256)+ReLU per frame, mean "
+                        "pool, Linear(256,C)",
+            inputs="frames",
+            defaults=dict(PROBE_DEFAULTS),
+            search_space={"lr": (1e-4, 3e-4, 1e-3, 3e-3)},
+        ),
+    ]
+
+
+@hookimpl
+def serbench_register_methods(register: Callable[[MethodSpec], None]) -> None:
+    for spec in method_specs():
+        register(spec)

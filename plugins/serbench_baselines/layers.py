@@ -1,0 +1,82 @@
+"""Parts every upstream-based model shares: which hidden state to use, and masked mean pooling.
+
+``serbench_clap`` and other first-party methods reuse these, so a layer option means the same
+thing everywhere. Imported only from ``build`` functions: torch may be imported at the top.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from serbench import Batch, ConfigError
+
+
+def masked_mean(frames: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """``(B, T, D)`` -> ``(B, D)``: the mean over each row's valid frames.
+
+    Lengths are clamped to ``[1, T]``, so pre-pooled features (``T = 1``) pass through whatever
+    frame count the harness reports with them.
+    """
+    total = frames.shape[1]
+    lengths = lengths.to(frames.device).clamp(1, total)
+    mask = (torch.arange(total, device=frames.device)[None, :] < lengths[:, None]).to(frames.dtype)
+    return (frames * mask[..., None]).sum(dim=1) / lengths[:, None].to(frames.dtype)
+
+
+class LayerSelect(nn.Module):
+    """One hidden state out of ``L``: a softmax-weighted sum (SUPERB), the last, or index ``k``.
+
+    ``choice`` is the method option ``layer``: ``"weighted"``, ``"last"`` or an integer (negative
+    counts from the end).
+    """
+
+    def __init__(self, num_layers: int, choice: Any, method: str) -> None:
+        super().__init__()
+        self.num_layers = num_layers
+        self.index: int | None = None
+        text = str(choice).strip()
+        if text == "weighted":
+            self.weights = nn.Parameter(torch.zeros(num_layers))
+        elif text == "last":
+            self.index = num_layers - 1
+        else:
+            try:
+                index = int(text)
+            except ValueError:
+                index = num_layers  # reported below
+            if not -num_layers <= index < num_layers:
+                raise ConfigError(
+                    f"method {method}: option layer must be 'weighted', 'last' or a layer index "
+                    f"in [{-num_layers}, {num_layers - 1}] (the upstream has {num_layers} hidden "
+                    f"states), got {choice!r}"
+                )
+            self.index = index % num_layers
+
+    def forward(self, hidden: list[torch.Tensor]) -> torch.Tensor:
+        if len(hidden) != self.num_layers:
+            raise ValueError(f"expected {self.num_layers} hidden states, got {len(hidden)}")
+        if self.index is not None:
+            return hidden[self.index].float()
+        weights = torch.softmax(self.weights, dim=0)
+        return torch.einsum("l,lbtd->btd", weights, torch.stack([h.float() for h in hidden]))
+
+
+def cached_hidden(batch: Batch) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """The frozen upstream's hidden states the harness put in the batch."""
+    if batch.features is None:
+        raise ValueError("this model trains on cached upstream features, but the batch has none")
+    return batch.features, batch.lengths
+
+
+def upstream_hidden(upstream: nn.Module | None, batch: Batch
+                    ) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """Hidden states from the fine-tuned ``upstream`` (waveforms in the batch) or from the cache."""
+    if upstream is None:
+        return cached_hidden(batch)
+    if batch.waveforms is None:
+        raise ValueError("this model fine-tunes its upstream, but the batch carries no waveforms")
+    hidden, lengths = upstream(batch.waveforms, batch.lengths)
+    return list(hidden), lengths

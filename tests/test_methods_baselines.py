@@ -1,0 +1,100 @@
+"""The ``linear``, ``mlp`` and ``finetune`` methods: the architectures as documented, layer choice,
+option errors, and the optimiser contract with the training loop."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from serbench import Batch, BuildContext, ConfigError, DatasetSpec, UpstreamSpec
+from serbench.registry import collect
+
+LABELS = ("anger", "neutral", "sadness")
+
+
+def _context(method: str, num_layers: int = 3, hidden_size: int = 4, **options) -> BuildContext:
+    spec = collect().methods.get(method)
+    upstream = UpstreamSpec(name="tiny", loader=lambda device: None, num_layers=num_layers,
+                            hidden_size=hidden_size)
+    dataset = DatasetSpec(name="toy", labels=LABELS, protocols={"loso": ""},
+                          load_manifest=lambda root, opts: [], folds=lambda u, p, o: [])
+    return BuildContext(labels=LABELS, options={**spec.defaults, **options}, upstream=upstream,
+                        dataset=dataset, device="cpu", seed=0, finetune_upstream=False,
+                        load_upstream=lambda: None, text_encoder=lambda name: None)
+
+
+def _batch(features: list[torch.Tensor], lengths: list[int], labels: list[int]) -> Batch:
+    n = len(labels)
+    return Batch(keys=[str(i) for i in range(n)], labels=torch.tensor(labels),
+                 lengths=torch.tensor(lengths), speakers=["s"] * n, features=features)
+
+
+def test_linear_equals_superb_order_and_its_pooled_input() -> None:
+    torch.manual_seed(0)
+    ctx = _context("linear")
+    model = collect().methods.get("linear").build(ctx)
+    with torch.no_grad():
+        model.layers.weights.copy_(torch.tensor([0.0, 1.0, 2.0]))
+    frames = [torch.randn(2, 5, 4) for _ in range(3)]
+    lengths = [5, 2]
+    # SUPERB: weighted sum, Linear(D, 256) on every frame, mean over the valid frames, Linear
+    w = torch.softmax(torch.tensor([0.0, 1.0, 2.0]), 0)
+    mixed = sum(w[i] * frames[i] for i in range(3))
+    projected = model.project(mixed)
+    pooled = torch.stack([projected[0, :5].mean(0), projected[1, :2].mean(0)])
+    expected = model.classify(pooled)
+    got = model.predict(_batch(frames, lengths, [0, 1]))
+    torch.testing.assert_close(got, expected)
+    # the harness's pooled input: each layer mean-pooled over valid frames, T = 1
+    pre = [torch.stack([f[0, :5].mean(0), f[1, :2].mean(0)])[:, None] for f in frames]
+    torch.testing.assert_close(model.predict(_batch(pre, lengths, [0, 1])), expected)
+    assert model.project.out_features == 256 and model.classify.out_features == 3
+
+
+def test_mlp_applies_relu_per_frame_before_pooling() -> None:
+    torch.manual_seed(0)
+    model = collect().methods.get("mlp").build(_context("mlp", layer="last"))
+    frames = [torch.randn(2, 4, 4) for _ in range(3)]
+    hidden = torch.relu(model.frame[0](frames[2]))
+    expected = model.classify(torch.stack([hidden[0, :4].mean(0), hidden[1, :1].mean(0)]))
+    torch.testing.assert_close(model.predict(_batch(frames, [4, 1], [0, 2])), expected)
+    assert collect().methods.get("mlp").inputs == "frames"
+
+
+@pytest.mark.parametrize("choice, picked", [("last", 2), ("0", 0), ("-2", 1)])
+def test_layer_option_picks_one_hidden_state(choice: str, picked: int) -> None:
+    model = collect().methods.get("linear").build(_context("linear", layer=choice))
+    assert not any("weights" in n for n, _ in model.named_parameters())
+    frames = [torch.full((1, 1, 4), float(i)) for i in range(3)]
+    assert model.layers(frames).flatten().tolist() == [float(picked)] * 4
+
+
+def test_a_bad_layer_option_is_one_clear_error() -> None:
+    with pytest.raises(ConfigError) as err:
+        collect().methods.get("linear").build(_context("linear", layer="middle"))
+    assert str(err.value) == (
+        "method linear: option layer must be 'weighted', 'last' or a layer index in [-3, 2] "
+        "(the upstream has 3 hidden states), got 'middle'"
+    )
+
+
+def test_linear_learns_a_separable_task_with_the_loops_optimiser() -> None:
+    torch.manual_seed(0)
+    ctx = _context("linear", num_layers=2, hidden_size=8)
+    model = collect().methods.get("linear").build(ctx)
+    labels = torch.arange(30) % 3
+    centres = torch.randn(3, 8) * 3
+    feats = [(centres[labels] + 0.3 * torch.randn(30, 8))[:, None] for _ in range(2)]
+    batch = _batch(feats, [1] * 30, labels.tolist())
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad],
+                            lr=ctx.options["lr"], weight_decay=0.0)
+    model.train()
+    first = model.loss(batch).item()
+    for _ in range(200):
+        opt.zero_grad()
+        model.loss(batch).backward()
+        opt.step()
+    model.eval()
+    with torch.inference_mode():
+        assert model.predict(batch).argmax(1).eq(labels).all()
+    assert model.loss(batch).item() < first / 10
