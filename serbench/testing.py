@@ -1,0 +1,251 @@
+"""Conformance checks for upstream plugins, and tiny random models to test loaders with.
+
+``check_upstream(spec)`` loads an upstream and checks it against its spec the way the harness will
+use it: layer count and shapes, finite values, frame lengths that match the declared frame rate, a
+padded batch that gives each utterance's own result on its valid frames, and determinism. It needs
+no pytest, so plugin authors can call it from any test runner, and ``serbench validate upstream``
+prints it. ``tiny_transformers_model`` writes a randomly initialised tiny Hugging Face model folder
+so that tests exercise the real ``hf:<dir>`` loading path without downloading weights.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .specs import ConfigError, UpstreamSpec
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    import torch
+
+AUDIO_SECONDS = (1.25, 0.8, 0.45)
+TEXTS = (
+    "I can't believe you did that again, this is so annoying!",
+    "Hello.",
+    "We finally won the match and everybody was cheering.",
+)
+# frames may start late or stop early by up to a 100 ms analysis window, plus one for rounding
+FRAME_SLACK_SECONDS = 0.1
+BATCH_TOLERANCE = 1e-4  # relative to the largest magnitude of the utterance's own result
+
+
+@dataclass(frozen=True)
+class Check:
+    """One conformance check: what was checked, whether it held, and the numbers behind it."""
+
+    name: str
+    ok: bool
+    detail: str
+
+
+def sample_audio(sample_rate: int, seconds: tuple[float, ...] = AUDIO_SECONDS
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+    """A zero-padded batch of voiced-like audio (gliding harmonics plus a little noise)."""
+    import torch
+
+    gen = torch.Generator().manual_seed(0)
+    lengths = torch.tensor([round(s * sample_rate) for s in seconds])
+    batch = torch.zeros(len(seconds), int(lengths.max()))
+    for i, n in enumerate(lengths.tolist()):
+        t = torch.arange(n, dtype=torch.float64) / sample_rate
+        f0 = 120.0 + 60.0 * i + 40.0 * t / max(t[-1].item(), 1e-9)
+        phase = 2 * math.pi * torch.cumsum(f0, 0) / sample_rate
+        voiced = sum(torch.sin(k * phase) / k for k in range(1, 6))
+        envelope = 0.5 - 0.5 * torch.cos(2 * math.pi * t * 3)
+        noise = 0.01 * torch.randn(n, generator=gen, dtype=torch.float64)
+        batch[i, :n] = (0.3 * envelope * voiced + noise).float()
+    return batch, lengths
+
+
+def _run(module: Any, spec: UpstreamSpec, inputs: Any) -> tuple[list[torch.Tensor], torch.Tensor]:
+    import torch
+
+    with torch.inference_mode():
+        if spec.modality == "text":
+            layers, lengths = module(list(inputs))
+        else:
+            waves, lengths = inputs
+            layers, lengths = module(waves, lengths)
+    return [t.detach().float().cpu() for t in layers], lengths.detach().cpu()
+
+
+def _item(spec: UpstreamSpec, inputs: Any, i: int, device: Any) -> Any:
+    if spec.modality == "text":
+        return [inputs[i]]
+    waves, lengths = inputs
+    n = int(lengths[i])
+    return waves[i : i + 1, :n].to(device), lengths[i : i + 1].to(device)
+
+
+def _max_rel_diff(a: torch.Tensor, b: torch.Tensor) -> float:
+    scale = max(1.0, float(b.abs().max())) if b.numel() else 1.0
+    return float((a - b).abs().max()) / scale if a.numel() else 0.0
+
+
+def check_upstream(spec: UpstreamSpec, device: Any = "cpu") -> list[Check]:
+    """Load ``spec`` on ``device`` and check it against its own declaration.
+
+    A ``ConfigError`` from the loader (say, weights not available offline) propagates: it is the
+    user's to fix, not a defect of the plugin. Any other failure to load is a failed check.
+    """
+    import torch
+
+    checks: list[Check] = []
+    try:
+        module = spec.loader(device)
+    except ConfigError:
+        raise
+    except Exception as exc:  # a broken loader is what this check exists to report
+        return [Check("loads", False, f"loader({device!r}) raised {type(exc).__name__}: {exc}")]
+    is_module = isinstance(module, torch.nn.Module)
+    kind = type(module).__name__
+    checks.append(Check("loads", is_module, kind if is_module else f"{kind} is no torch.nn.Module"))
+    if not is_module:
+        return checks
+    checks.append(Check("eval mode", not module.training,
+                        "frozen use must not drop layers or apply dropout"
+                        if module.training else "module.training is False"))
+    revision = getattr(module, "revision", None)
+    checks.append(Check("revision", isinstance(revision, str) and bool(revision),
+                        f"revision = {revision!r}"))
+
+    if spec.modality == "text":
+        inputs: Any = TEXTS
+    else:
+        waves, lengths = sample_audio(spec.sample_rate)
+        inputs = (waves.to(device), lengths.to(device))
+    try:
+        layers, frames = _run(module, spec, inputs)
+    except Exception as exc:
+        checks.append(Check("forward", False, f"{type(exc).__name__}: {exc}"))
+        return checks
+    checks.extend(_shape_checks(spec, layers, frames))
+    if not all(c.ok for c in checks):
+        return checks
+    checks.append(_finite(layers, frames))
+    if spec.modality == "audio":
+        checks.append(_frame_lengths(spec, frames, inputs[1].cpu()))
+    checks.append(_batch_vs_items(spec, module, inputs, layers, frames, device))
+    again, frames_again = _run(module, spec, inputs)
+    worst = max(_max_rel_diff(a, b) for a, b in zip(again, layers, strict=True))
+    same = torch.equal(frames_again, frames) and worst <= 1e-6
+    checks.append(Check("deterministic", same, f"second run differs by {worst:.2e} (relative)"))
+    return checks
+
+
+def _shape_checks(spec: UpstreamSpec, layers: list[torch.Tensor], frames: torch.Tensor
+                  ) -> list[Check]:
+    n = len(TEXTS) if spec.modality == "text" else len(AUDIO_SECONDS)
+    out = [Check("layer count", len(layers) == spec.num_layers,
+                 f"{len(layers)} layers returned, spec declares {spec.num_layers}")]
+    shapes = sorted({tuple(t.shape) for t in layers})
+    ok = (len(shapes) == 1 and len(shapes[0]) == 3 and shapes[0][0] == n
+          and shapes[0][2] == spec.hidden_size)
+    out.append(Check("shapes", ok, f"layer shapes {shapes}, expected ({n}, T, {spec.hidden_size})"))
+    ok_frames = (tuple(frames.shape) == (n,) and not frames.is_floating_point() and ok
+                 and int(frames.min()) >= 1 and int(frames.max()) == shapes[0][1])
+    out.append(Check("frame lengths shape", ok_frames,
+                     f"lengths {frames.tolist()} ({frames.dtype}); padded T = "
+                     f"{shapes[0][1] if shapes and len(shapes[0]) == 3 else '?'}"))
+    return out
+
+
+def _finite(layers: list[torch.Tensor], frames: torch.Tensor) -> Check:
+    bad = []
+    for k, t in enumerate(layers):
+        for i, n in enumerate(frames.tolist()):
+            if not bool(t[i, :n].isfinite().all()):
+                bad.append(f"layer {k} item {i}")
+    return Check("finite", not bad, "all valid frames finite" if not bad
+                 else "non-finite values in " + ", ".join(bad[:5]))
+
+
+def _frame_lengths(spec: UpstreamSpec, frames: torch.Tensor, samples: torch.Tensor) -> Check:
+    got = frames.tolist()
+    if spec.frame_rate == 0:
+        return Check("frame rate", got == [1] * len(got),
+                     f"utterance-level extractor: frame lengths {got}, expected all 1")
+    seconds = [s / spec.sample_rate for s in samples.tolist()]
+    expected = [s * spec.frame_rate for s in seconds]
+    slack = FRAME_SLACK_SECONDS * spec.frame_rate + 1
+    ok = all(abs(g - e) <= slack for g, e in zip(got, expected, strict=True))
+    shown = ", ".join(f"{g} for {s:.2f} s (~{e:.1f})"
+                      for g, s, e in zip(got, seconds, expected, strict=True))
+    return Check("frame rate", ok, f"{spec.frame_rate:g} frames/s: {shown}; slack {slack:.0f}")
+
+
+def _batch_vs_items(spec: UpstreamSpec, module: Any, inputs: Any, layers: list[torch.Tensor],
+                    frames: torch.Tensor, device: Any) -> Check:
+    worst, problems = 0.0, []
+    for i in range(len(frames)):
+        alone, n_alone = _run(module, spec, _item(spec, inputs, i, device))
+        n = int(frames[i])
+        if int(n_alone[0]) != n:
+            problems.append(f"item {i}: {int(n_alone[0])} frames alone, {n} in the batch")
+            continue
+        for a, b in zip(layers, alone, strict=True):
+            worst = max(worst, _max_rel_diff(a[i, :n], b[0, :n]))
+    ok = not problems and worst <= BATCH_TOLERANCE
+    detail = "; ".join(problems) or (f"largest difference on valid frames {worst:.2e} (relative, "
+                                     f"tolerance {BATCH_TOLERANCE:.0e})")
+    return Check("batch equals per-item", ok, detail)
+
+
+# ------------------------------------------------------------------------------ tiny models
+
+FAMILIES = ("wavlm", "hubert", "wav2vec2", "data2vec-audio", "whisper")
+
+
+def tiny_transformers_model(family: str, folder: str | Path, norm: str = "group",
+                            seed: int = 0) -> Path:
+    """Save a randomly initialised tiny ``family`` model with its feature extractor to ``folder``.
+
+    The convolution strides are the real ones (320 samples per frame), everything else is small.
+    ``norm`` is the feature encoder's normalisation (``group`` like the base checkpoints, or
+    ``layer`` like the large ones); data2vec-audio has layer norm only, Whisper neither.
+    """
+    import torch
+    import transformers as tf
+
+    folder = Path(folder)
+    family = "data2vec-audio" if family == "data2vec" else family
+    if family not in FAMILIES:
+        raise ConfigError(f"unknown tiny model family {family!r}; choose one of {FAMILIES}")
+    torch.manual_seed(seed)
+    if family == "whisper":
+        config = tf.WhisperConfig(
+            vocab_size=64, d_model=32, encoder_layers=2, decoder_layers=1,
+            encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=64,
+            decoder_ffn_dim=64, num_mel_bins=80, max_source_positions=1500,
+            max_target_positions=32, pad_token_id=0, bos_token_id=1, eos_token_id=2,
+            decoder_start_token_id=3, suppress_tokens=None, begin_suppress_tokens=None,
+        )
+        tf.WhisperModel(config).save_pretrained(folder)
+        tf.WhisperFeatureExtractor(feature_size=80).save_pretrained(folder)
+        return folder
+    common: dict[str, Any] = dict(
+        hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+        conv_dim=(16,) * 7, conv_stride=(5, 2, 2, 2, 2, 2, 2), conv_kernel=(10, 3, 3, 3, 3, 2, 2),
+        num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2, layerdrop=0.1,
+        vocab_size=32,
+    )
+    if family == "data2vec-audio":
+        norm = "layer"
+        config = tf.Data2VecAudioConfig(**common)
+        model: Any = tf.Data2VecAudioModel(config)
+    else:
+        cls = {"wavlm": (tf.WavLMConfig, tf.WavLMModel),
+               "hubert": (tf.HubertConfig, tf.HubertModel),
+               "wav2vec2": (tf.Wav2Vec2Config, tf.Wav2Vec2Model)}[family]
+        extra = {"num_buckets": 32, "max_bucket_distance": 64} if family == "wavlm" else {}
+        config = cls[0](feat_extract_norm=norm, do_stable_layer_norm=norm == "layer", **common,
+                        **extra)
+        model = cls[1](config)
+    model.save_pretrained(folder)
+    tf.Wav2Vec2FeatureExtractor(
+        feature_size=1, sampling_rate=16000, padding_value=0.0, do_normalize=True,
+        return_attention_mask=norm == "layer",
+    ).save_pretrained(folder)
+    return folder
