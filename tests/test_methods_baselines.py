@@ -98,3 +98,58 @@ def test_linear_learns_a_separable_task_with_the_loops_optimiser() -> None:
     with torch.inference_mode():
         assert model.predict(batch).argmax(1).eq(labels).all()
     assert model.loss(batch).item() < first / 10
+
+
+class TinyUpstream(torch.nn.Module):
+    """A real two-layer encoder: 10 ms frames of 160 samples -> 4 dims -> 4 dims."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv1d(1, 4, kernel_size=160, stride=160)
+        self.mix = torch.nn.Linear(4, 4)
+
+    def forward(self, waveforms: torch.Tensor, lengths: torch.Tensor):
+        first = self.conv(waveforms[:, None]).transpose(1, 2)
+        return [first, torch.tanh(self.mix(first))], lengths // 160
+
+
+def _finetune_context(upstream: torch.nn.Module, **options) -> BuildContext:
+    ctx = _context("finetune", num_layers=2, hidden_size=4, **options)
+    ctx.finetune_upstream = True
+    ctx.load_upstream = lambda: upstream
+    return ctx
+
+
+def test_finetune_trains_upstream_and_head_at_their_own_rates() -> None:
+    torch.manual_seed(0)
+    upstream = TinyUpstream()
+    model = collect().methods.get("finetune").build(_finetune_context(upstream))
+    opt = model.configure_optimizer()
+    assert [g["lr"] for g in opt.param_groups] == [2e-5, 1e-3]
+    assert [len(g["params"]) for g in opt.param_groups] == [4, 2]  # conv, mix | head w, b
+    before = upstream.conv.weight.detach().clone()
+    batch = Batch(keys=["a", "b"], labels=torch.tensor([0, 2]), lengths=torch.tensor([1600, 800]),
+                  speakers=["s", "t"], waveforms=torch.randn(2, 1600))
+    model.train()
+    opt.zero_grad()
+    model.loss(batch).backward()
+    opt.step()
+    assert not torch.equal(before, upstream.conv.weight)
+    # the head reads the last hidden state, mean-pooled over each utterance's own frames
+    hidden, frames = upstream(batch.waveforms, batch.lengths)
+    assert frames.tolist() == [10, 5]
+    pooled = torch.stack([hidden[1][0, :10].mean(0), hidden[1][1, :5].mean(0)])
+    torch.testing.assert_close(model.predict(batch), model.classify(pooled))
+
+
+def test_finetune_on_a_weight_free_upstream_optimises_the_head_only() -> None:
+    fbank = collect().upstreams.get("fbank")
+    ctx = _context("finetune", num_layers=1, hidden_size=80)
+    ctx.finetune_upstream, ctx.upstream = True, fbank
+    ctx.load_upstream = lambda: fbank.loader("cpu")
+    model = collect().methods.get("finetune").build(ctx)
+    opt = model.configure_optimizer()
+    assert [(g["lr"], len(g["params"])) for g in opt.param_groups] == [(1e-3, 2)]
+    batch = Batch(keys=["a"], labels=torch.tensor([1]), lengths=torch.tensor([16000]),
+                  speakers=["s"], waveforms=torch.randn(1, 16000))
+    assert model.predict(batch).shape == (1, 3)

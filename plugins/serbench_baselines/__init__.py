@@ -51,6 +51,18 @@ def method_specs() -> list[MethodSpec]:
             defaults=dict(PROBE_DEFAULTS),
             search_space={"lr": (1e-4, 3e-4, 1e-3, 3e-3)},
         ),
+        MethodSpec(
+            name="finetune",
+            build=_build("finetune", "build_finetune"),
+            description="the upstream fine-tuned under a mean-pooled linear head",
+            finetunes_upstream=True,
+            defaults={
+                "lr": 1e-3,  # the new head
+                "upstream_lr": 2e-5,  # the pretrained upstream
+                "layer": "last",  # last | weighted | <index>
+            },
+            search_space={"upstream_lr": (1e-5, 2e-5, 5e-5)},
+        ),
     ]
 
 

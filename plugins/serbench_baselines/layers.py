@@ -80,3 +80,12 @@ def upstream_hidden(upstream: nn.Module | None, batch: Batch
         raise ValueError("this model fine-tunes its upstream, but the batch carries no waveforms")
     hidden, lengths = upstream(batch.waveforms, batch.lengths)
     return list(hidden), lengths
+
+
+def adamw(groups: list[tuple[list[nn.Parameter], float]]) -> torch.optim.Optimizer:
+    """AdamW without weight decay over ``(parameters, lr)`` groups, skipping frozen parameters
+    and groups left empty (a weight-free upstream has nothing to fine-tune)."""
+    kept = [
+        {"params": [p for p in params if p.requires_grad], "lr": lr} for params, lr in groups
+    ]
+    return torch.optim.AdamW([g for g in kept if g["params"]], weight_decay=0.0)
