@@ -1,0 +1,117 @@
+"""``serbench run``: plan a sweep, print it (``--dry-run``) or execute what is missing."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from .cli import Cli, default_results
+
+
+def configure(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--method", action="append", default=[], metavar="M",
+                   help="method name (repeat for a grid)")
+    p.add_argument("--upstream", action="append", default=[], metavar="U",
+                   help="upstream name (repeat for a grid)")
+    p.add_argument("--dataset", metavar="D", help="dataset name")
+    p.add_argument("--data-root", metavar="DIR",
+                   help="the corpus folder or a folder holding it (default $SERBENCH_DATA)")
+    p.add_argument("--protocol", metavar="P", help="fold protocol (default: the dataset's first)")
+    p.add_argument("--budget", default="smoke", metavar="B",
+                   help="budget preset or a name from --budgets (default smoke)")
+    p.add_argument("--budgets", metavar="FILE", help="YAML file defining more budgets")
+    p.add_argument("--seeds", type=int, default=1, metavar="N", help="seeds 0..N-1 (default 1)")
+    p.add_argument("--folds", nargs="+", metavar="FOLD", help="only these folds (names or indices)")
+    p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                   help="method option, validated against the method's declared options")
+    p.add_argument("--dataset-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="dataset option (e.g. improvised=true for iemocap)")
+    p.add_argument("--results", default=None, metavar="DIR",
+                   help="results folder (default $SERBENCH_RESULTS, then ./serbench-results)")
+    p.add_argument("--device", default=None, help="auto, cpu or cuda[:N] (default: the budget's)")
+    p.add_argument("--skip-bad-audio", action="store_true",
+                   help="skip unreadable audio with a warning instead of stopping")
+    p.add_argument("--dry-run", action="store_true", help="print the plan, run nothing")
+    p.add_argument("--json", action="store_true", help="one JSON object per run on stdout")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+
+
+def handle(args: argparse.Namespace) -> int:
+    from .budgets import load_budget_file, resolve_budget
+    from .options import parse_pairs
+    from .registry import collect
+    from .runner import make_plan, run_plan
+    from .specs import ConfigError
+    from .store import Store
+
+    if not args.method or not args.upstream or not args.dataset:
+        missing = [f"--{n}" for n in ("method", "upstream", "dataset") if not getattr(args, n)]
+        raise ConfigError(f"serbench run needs {', '.join(missing)}")
+    components = collect()
+    extra = load_budget_file(args.budgets) if args.budgets else {}
+    budget = resolve_budget(args.budget, extra)
+    store = Store(args.results or default_results())
+    plan = make_plan(
+        components, methods=args.method, upstreams=args.upstream, dataset=args.dataset,
+        data_root=args.data_root, protocol=args.protocol, budget=budget, seeds=args.seeds,
+        folds=args.folds, options=parse_pairs(args.option, "--option"),
+        dataset_options=parse_pairs(args.dataset_option, "--dataset-option"), store=store,
+        skip_bad_audio=args.skip_bad_audio,
+    )
+    if args.dry_run:
+        return _print_plan(plan, args.json)
+    todo = len(plan.todo())
+    if not args.json and not args.quiet:
+        print(f"{len(plan.runs)} runs planned, {len(plan.runs) - todo} already stored, "
+              f"{todo} to run (budget {budget.name}, results in {store.root})", file=sys.stderr)
+
+    def report(out: dict[str, Any]) -> None:
+        if args.json:
+            print(json.dumps(out), flush=True)
+        elif not args.quiet or out["status"] == "failed":
+            print(_line(out), flush=True)
+
+    outcomes = run_plan(plan, store, device=args.device, quiet=args.quiet or args.json,
+                        report=report)
+    failed = [o for o in outcomes if o["status"] == "failed"]
+    if failed and not args.json:
+        print(f"serbench: {len(failed)} of {len(outcomes)} runs failed; their errors are stored "
+              "and running the same command again retries them", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _line(out: dict[str, Any]) -> str:
+    head = (f"{out['method']}/{out['upstream']} {out['dataset']} "
+            f"fold {out['fold']} seed {out['seed']}")
+    if out["status"] == "failed":
+        return f"{head}: FAILED: {out['error']}"
+    m = out["metrics"] or {}
+    tag = " (already stored)" if out["status"] == "skipped" else ""
+    return f"{head}: UAR {m.get('uar', 0):.3f} WAR {m.get('war', 0):.3f}{tag}"
+
+
+def _print_plan(plan: Any, as_json: bool) -> int:
+    rows = [
+        {"run_id": r.run_id, "status": "stored" if r.done else "to run", "method": r.spec.method,
+         "upstream": r.spec.upstream, "dataset": r.spec.dataset, "protocol": r.spec.protocol,
+         "fold": r.spec.fold, "seed": r.spec.seed, "budget": r.spec.budget,
+         "options": dict(r.spec.options)}
+        for r in plan.runs
+    ]
+    if as_json:
+        for row in rows:
+            print(json.dumps(row))
+        return 0
+    from tabulate import tabulate
+
+    print(tabulate([[r["run_id"], r["method"], r["upstream"], r["dataset"], r["fold"], r["seed"],
+                     r["status"]] for r in rows],
+                   headers=["run", "method", "upstream", "dataset", "fold", "seed", "status"]))
+    return 0
+
+
+def add_commands(cli: Cli) -> None:
+    cli.add("run", "run methods × upstreams on a dataset's folds under one budget", configure,
+            handle)

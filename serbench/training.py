@@ -1,0 +1,294 @@
+"""The budgeted training loop every method runs in.
+
+The harness, not the method, owns the loop: it counts optimiser steps, audio seconds and device
+seconds, stops at the first limit, evaluates on dev every ``eval_every`` steps, keeps the best dev
+checkpoint and restores it. A method cannot spend more than its budget: its batches come from a
+metered feed, and in the main thread an interval timer interrupts a step that runs past the
+remaining device seconds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator, Sequence
+
+from .specs import Batch, Budget, ConfigError, Stage
+
+
+class BudgetExhausted(Exception):
+    """Raised inside a step or a preparation when a limit is reached."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass
+class Usage:
+    """What a run spent; stored in ``run.json`` under ``usage``."""
+
+    steps: int = 0
+    audio_seconds: float = 0.0
+    device_seconds: float = 0.0
+    peak_memory_mb: float = 0.0
+    stopped_by: str = ""
+    best_step: int = 0
+    best_dev_uar: float | None = None
+    evaluations: int = 0
+    stages: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "steps": self.steps,
+            "audio_seconds": round(self.audio_seconds, 3),
+            "device_seconds": round(self.device_seconds, 3),
+            "peak_memory_mb": round(self.peak_memory_mb, 1),
+            "stopped_by": self.stopped_by,
+            "best_step": self.best_step,
+            "best_dev_uar": self.best_dev_uar,
+            "evaluations": self.evaluations,
+            "stages": self.stages,
+        }
+
+
+class Feed:
+    """Batches of one fold. ``train`` cycles epochs forever; ``evaluate`` walks a split once."""
+
+    def train(self, seed: int) -> Iterator[Batch]:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def evaluate(self, split: str) -> Iterator[Batch]:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    @staticmethod
+    def seconds(batch: Batch) -> float:
+        return float(getattr(batch, "audio_seconds", 0.0))
+
+
+class _Clock:
+    """Device seconds of one stage, with a hard stop through SIGALRM in the main thread."""
+
+    def __init__(self, limit: float, device: Any) -> None:
+        self.limit = limit
+        self.used = 0.0
+        self.device = device
+        self._armed = False
+        self._start = 0.0
+        self._timer = threading.current_thread() is threading.main_thread() and hasattr(
+            signal, "setitimer"
+        )
+
+    def _sync(self) -> None:
+        if getattr(self.device, "type", "cpu") == "cuda":
+            import torch
+
+            torch.cuda.synchronize(self.device)
+
+    def _alarm(self, signum: int, frame: Any) -> None:
+        if self._armed:
+            self._armed = False
+            raise BudgetExhausted("max_device_seconds")
+
+    @contextlib.contextmanager
+    def metered(self) -> Iterator[None]:
+        remaining = self.limit - self.used
+        if remaining <= 0:
+            raise BudgetExhausted("max_device_seconds")
+        previous = None
+        if self._timer:
+            previous = signal.signal(signal.SIGALRM, self._alarm)
+            signal.setitimer(signal.ITIMER_REAL, remaining + 0.05)
+        self._armed = True
+        self._start = time.perf_counter()
+        try:
+            yield
+            self._sync()
+        finally:
+            self._armed = False
+            if self._timer:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+                signal.signal(signal.SIGALRM, previous)
+            self.used += time.perf_counter() - self._start
+
+
+class MeteredData:
+    """Training batches for a stage's preparation step (e.g. clustering), counted as device time."""
+
+    def __init__(self, feed: Feed, clock: _Clock, usage: Usage, seed: int) -> None:
+        self._feed, self._clock, self._usage, self._seed = feed, clock, usage, seed
+
+    def train_batches(self, epochs: int = 1) -> Iterator[Batch]:
+        """Each training batch ``epochs`` times over (in the loop's order), while time remains."""
+        it = self._feed.train(self._seed)
+        n = getattr(self._feed, "batches_per_epoch", None)
+        total = None if n is None else n * epochs
+        taken = 0
+        while total is None or taken < total:
+            if self._clock.used >= self._clock.limit:
+                raise BudgetExhausted("max_device_seconds")
+            batch = next(it)
+            taken += 1
+            yield batch
+
+
+def _peak_memory_mb(device: Any) -> float:
+    if getattr(device, "type", "cpu") == "cuda":
+        import torch
+
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    import resource
+    import sys
+
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss / 2**20 if sys.platform == "darwin" else rss / 1024
+
+
+def _autocast(budget: Budget, device: Any) -> contextlib.AbstractContextManager[Any]:
+    import torch
+
+    if budget.precision == "bf16" and getattr(device, "type", "cpu") == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def make_optimizer(model: Any, lr: float) -> Any:
+    import torch
+
+    custom = getattr(model, "configure_optimizer", None)
+    if custom is not None:
+        return custom()
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise ConfigError("the method's model has no trainable parameters")
+    return torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
+
+
+def predict(model: Any, batches: Iterator[Batch], device: Any, budget: Budget) -> tuple[
+    list[str], list[int], Any
+]:
+    """Keys, true label indices and a (N, C) score array over the batches, in order."""
+    import numpy as np
+    import torch
+
+    model.eval()
+    keys: list[str] = []
+    labels: list[int] = []
+    scores: list[Any] = []
+    with torch.inference_mode(), _autocast(budget, device):
+        for batch in batches:
+            out = model.predict(batch.to(device))
+            keys.extend(batch.keys)
+            labels.extend(int(x) for x in batch.labels.tolist())
+            scores.append(out.float().cpu().numpy())
+    return keys, labels, (np.concatenate(scores) if scores else np.zeros((0, 0)))
+
+
+def _dev_uar(model: Any, feed: Feed, device: Any, budget: Budget, labels: Sequence[str]) -> float:
+    from .metrics import compute_metrics
+
+    _, y, s = predict(model, feed.evaluate("dev"), device, budget)
+    if len(y) == 0:
+        return 0.0
+    return float(compute_metrics(y, s.argmax(1).tolist(), labels)["uar"])
+
+
+def _snapshot(model: Any) -> dict[str, Any]:
+    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+
+
+def allocate(budget: Budget, stages: Sequence[Stage]) -> list[tuple[Stage, int, float]]:
+    """Steps and device seconds of each stage: shares of one budget, never more than the whole."""
+    total = sum(s.share for s in stages)
+    if abs(total - 1.0) > 1e-6 or any(s.share <= 0 for s in stages):
+        raise ConfigError(f"stage shares must be positive and sum to 1, got "
+                          f"{[(s.name, s.share) for s in stages]}")
+    out, steps_left, secs_left = [], budget.max_steps, budget.max_device_seconds
+    for i, stage in enumerate(stages):
+        last = i == len(stages) - 1
+        steps = steps_left if last else min(steps_left, int(budget.max_steps * stage.share))
+        secs = secs_left if last else budget.max_device_seconds * stage.share
+        out.append((stage, steps, secs))
+        steps_left -= steps
+        secs_left -= secs
+    return out
+
+
+def train(
+    model: Any,
+    feed: Feed,
+    budget: Budget,
+    stages: Sequence[Stage],
+    lr: float,
+    device: Any,
+    seed: int,
+    labels: Sequence[str],
+    progress: Callable[[str], None] | None = None,
+) -> Usage:
+    """Run every stage within its share of the budget; leave the best dev checkpoint loaded."""
+    import torch
+
+    usage = Usage()
+    if getattr(device, "type", "cpu") == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    plan = allocate(budget, stages)
+    best_state: dict[str, Any] | None = None
+    best_uar = -1.0
+    reasons: list[str] = []
+    for index, (stage, max_steps, max_seconds) in enumerate(plan):
+        final_stage = index == len(plan) - 1
+        clock = _Clock(max_seconds, device)
+        stage_steps = 0
+        stopped = "max_steps"
+        begin = getattr(model, "begin_stage", None)
+        try:
+            if begin is not None:
+                with clock.metered():
+                    begin(stage.name, MeteredData(feed, clock, usage, seed + index))
+            optimizer = make_optimizer(model, lr) if max_steps > 0 else None
+            batches = feed.train(seed + 1000 * index)
+            while stage_steps < max_steps:
+                batch = next(batches).to(device)
+                model.train()
+                with clock.metered():
+                    optimizer.zero_grad(set_to_none=True)
+                    with _autocast(budget, device):
+                        loss = model.loss(batch)
+                    if not torch.isfinite(loss):
+                        raise ConfigError(f"the loss became {loss.item()} at step "
+                                          f"{usage.steps + 1} (stage {stage.name}); lower lr")
+                    loss.backward()
+                    optimizer.step()
+                stage_steps += 1
+                usage.steps += 1
+                usage.audio_seconds += Feed.seconds(batch)
+                if final_stage and (stage_steps % budget.eval_every == 0):
+                    with clock.metered():
+                        uar = _dev_uar(model, feed, device, budget, labels)
+                    usage.evaluations += 1
+                    if uar > best_uar:
+                        best_uar, best_state, usage.best_step = uar, _snapshot(model), usage.steps
+                    if progress:
+                        progress(f"step {usage.steps}: dev UAR {uar:.3f}")
+        except BudgetExhausted as exc:
+            stopped = exc.reason
+        usage.device_seconds += clock.used
+        usage.stages.append({"name": stage.name, "steps": stage_steps,
+                             "device_seconds": round(clock.used, 3),
+                             "max_steps": max_steps, "max_device_seconds": round(max_seconds, 3)})
+        reasons.append(stopped)
+    # the final state is a candidate too (it was not evaluated if eval_every does not divide it)
+    if usage.steps == 0 or usage.best_step != usage.steps:
+        uar = _dev_uar(model, feed, device, budget, labels)
+        usage.evaluations += 1
+        if uar > best_uar:
+            best_uar, best_state, usage.best_step = uar, None, usage.steps
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    usage.best_dev_uar = round(best_uar, 6)
+    usage.stopped_by = reasons[-1]
+    usage.peak_memory_mb = _peak_memory_mb(device)
+    return usage
