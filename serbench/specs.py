@@ -22,7 +22,9 @@ class Utterance:
     """One labelled utterance of a corpus.
 
     ``path`` is relative to the corpus root; ``gender`` is ``"female"``, ``"male"`` or ``None``;
-    ``duration`` is in seconds (``None`` when unknown until decoded).
+    ``duration`` is in seconds (``None`` when unknown until decoded); ``split`` is the partition
+    the corpus itself assigns (MSP-Podcast's ``Split_Set``, a manifest's ``fold`` column), which
+    protocols built on it read.
     """
 
     key: str
@@ -33,6 +35,7 @@ class Utterance:
     session: str | None = None
     text: str | None = None
     duration: float | None = None
+    split: str | None = None
 
 
 @dataclass(frozen=True)
