@@ -1,8 +1,9 @@
 """Speaker-independent folds: the referee's checks and the leave-one-group-out builder.
 
 Dev rule (every first-party protocol): the test group is held out; dev is *all* utterances of
-``dev_speakers`` training speakers, taken in cyclic order of the sorted speaker ids starting after
-the test group's last speaker (``seed`` > 0 shuffles that order reproducibly); train is the rest.
+``dev_speakers`` training speakers (a number, or a fraction of the non-test speakers, at least
+one), taken in cyclic order of the sorted speaker ids starting after the test group's last speaker
+(``seed`` > 0 shuffles that order reproducibly); train is the rest.
 Dev is thus speaker-disjoint from train *and* test, so model selection is speaker-independent too.
 For EmoDB LOSO the fold testing speaker 03 validates on speaker 08, the one testing 16 on 03.
 """
@@ -73,7 +74,7 @@ def leave_one_group_out(
     utterances: Sequence[Utterance],
     group: Callable[[Utterance], str],
     *,
-    dev_speakers: int = 1,
+    dev_speakers: int | float = 1,
     seed: int = 0,
     groups_per_fold: Sequence[Sequence[str]] | None = None,
     names: Sequence[str] | None = None,
@@ -99,7 +100,10 @@ def leave_one_group_out(
         test_spk = {u.speaker for u in test}
         last = max(order.index(s) for s in test_spk)
         cyclic = order[last + 1:] + order[: last + 1]
-        dev_spk = set([s for s in cyclic if s not in test_spk][:dev_speakers])
+        candidates = [s for s in cyclic if s not in test_spk]
+        n_dev = dev_speakers if isinstance(dev_speakers, int) else max(
+            1, round(dev_speakers * len(candidates)))
+        dev_spk = set(candidates[:n_dev])
         rest = [u for u in utterances if group(u) not in held and u.speaker not in test_spk]
         folds.append(
             Fold(

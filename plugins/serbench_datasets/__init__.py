@@ -10,9 +10,10 @@ from typing import Any, Callable
 
 from serbench.hookspecs import hookimpl
 
-from . import emodb
+from . import crema_d, emodb, iemocap, manifest, msp_podcast, ravdess
 
 
 @hookimpl
 def serbench_register_datasets(register: Callable[[Any], None]) -> None:
-    register(emodb.spec())
+    for module in (emodb, iemocap, ravdess, crema_d, msp_podcast, manifest):
+        register(module.spec())

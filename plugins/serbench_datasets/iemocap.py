@@ -1,0 +1,152 @@
+"""IEMOCAP, read from ``IEMOCAP_full_release/`` as USC distributes it.
+
+Labels come from the summary lines of ``Session*/dialog/EmoEvaluation/<dialog>.txt`` (the only
+lines starting with ``[``), transcripts from ``Session*/dialog/transcriptions/<dialog>.txt`` (CRLF),
+audio from ``Session*/sentences/wav/<dialog>/<utterance>.wav``. The speaker's gender is the letter
+before the utterance id's last three digits; the letter after ``Ses0N`` only says which actor wore
+the motion-capture markers.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from serbench.folds import leave_one_group_out
+from serbench.specs import ConfigError, DatasetSpec, Fold, Utterance
+
+NAME = "iemocap"
+UTTERANCE = re.compile(
+    r"^Ses0([1-5])([FM])_(impro0[1-8][ab]?|script0[1-3]_[1-3]b?)_([FM])(\d{3})$"
+)
+SPAN = re.compile(r"^\[\s*(\d+(?:\.\d+)?)\s*-\s*(\d+(?:\.\d+)?)\s*\]$")
+TRANSCRIPT = re.compile(r"^(\S+)\s*\[[^\]]*\]:\s?(.*)$")
+
+FULL = {
+    "neu": "neutral", "hap": "happy", "exc": "excited", "ang": "angry", "sad": "sad",
+    "fru": "frustrated", "sur": "surprised", "fea": "fearful", "dis": "disgusted", "oth": "other",
+}
+FOUR_CLASS = {"neu": "neutral", "hap": "happy", "exc": "happy", "ang": "angry", "sad": "sad"}
+NO_MAJORITY = "xxx"
+LABELS = tuple(sorted(set(FULL.values())))
+LABEL_SETS = ("4class", "full")
+GENDER = {"F": "female", "M": "male"}
+
+
+def _visible(paths: Any) -> list[Path]:
+    """Sorted files, without macOS ``._`` companions or other hidden files."""
+    return sorted(p for p in paths if p.is_file() and not p.name.startswith("."))
+
+
+def load_manifest(root: Path, options: Mapping[str, Any]) -> list[Utterance]:
+    root = Path(root)
+    label_set = options.get("label_set", "4class")
+    if label_set not in LABEL_SETS:
+        raise ConfigError(f"iemocap option label_set={label_set!r}: use 4class or full")
+    mapping = FOUR_CLASS if label_set == "4class" else FULL
+    improvised_only = bool(options.get("improvised", False))
+    out: list[Utterance] = []
+    for n in range(1, 6):
+        session = root / f"Session{n}"
+        if not session.is_dir():
+            raise ConfigError(
+                f"{root}: Session{n}/ is missing; point --data-root at IEMOCAP_full_release/ "
+                f"(or the folder holding it) with all five sessions"
+            )
+        texts = _transcripts(session / "dialog" / "transcriptions")
+        for label_file in _visible((session / "dialog" / "EmoEvaluation").glob("*.txt")):
+            for uid, code, where in _summary_lines(label_file, n):
+                if code == NO_MAJORITY or code not in mapping:
+                    continue
+                if improvised_only and "_impro" not in uid:
+                    continue
+                m = UTTERANCE.match(uid)
+                dialog = uid.rsplit("_", 1)[0]
+                rel = f"Session{n}/sentences/wav/{dialog}/{uid}.wav"
+                if not (root / rel).is_file():
+                    raise ConfigError(f"{where}: no audio for {uid} at {root / rel}")
+                letter = m.group(4)
+                out.append(
+                    Utterance(
+                        key=uid,
+                        path=rel,
+                        label=mapping[code],
+                        speaker=f"Ses0{n}{letter}",
+                        gender=GENDER[letter],
+                        session=f"Session{n}",
+                        text=texts.get(uid),
+                    )
+                )
+    return out
+
+
+def _summary_lines(path: Path, session: int) -> list[tuple[str, str, str]]:
+    """``(utterance id, label code, "file:line")`` of every summary line, validated."""
+    found = []
+    for lineno, line in enumerate(path.read_text(encoding="latin-1").splitlines(), 1):
+        if not line.startswith("["):
+            continue
+        where = f"{path}:{lineno}"
+        fields = [f.strip() for f in line.split("\t")]
+        if len(fields) < 3 or not SPAN.match(fields[0]):
+            raise ConfigError(
+                f"{where}: malformed summary line {line.strip()!r} (expected "
+                f"'[start - end]<TAB>utterance<TAB>label<TAB>[V, A, D]')"
+            )
+        uid, code = fields[1], fields[2]
+        m = UTTERANCE.match(uid)
+        if not m:
+            raise ConfigError(f"{where}: {uid!r} is not an IEMOCAP utterance id")
+        if int(m.group(1)) != session:
+            raise ConfigError(f"{where}: utterance {uid} does not belong to Session{session}")
+        if code != NO_MAJORITY and code not in FULL:
+            raise ConfigError(f"{where}: unknown emotion code {code!r} for {uid}")
+        found.append((uid, code, where))
+    return found
+
+
+def _transcripts(folder: Path) -> dict[str, str]:
+    """Utterance id -> text; unsegmented turns (``_FXX0``) and ``M:``/``F:`` lines match no id."""
+    texts: dict[str, str] = {}
+    for path in _visible(folder.glob("*.txt")):
+        for line in path.read_text(encoding="latin-1").splitlines():
+            m = TRANSCRIPT.match(line.strip())
+            if m and UTTERANCE.match(m.group(1)):
+                texts[m.group(1)] = m.group(2).strip()
+    return texts
+
+
+def folds(utterances: Sequence[Utterance], protocol: str, options: Mapping[str, Any]) -> list[Fold]:
+    """``loso``: one fold per session; ``lospk``: one per speaker. Dev: the next speaker by id."""
+    if protocol == "loso":
+        return leave_one_group_out(utterances, lambda u: u.session or "")
+    return leave_one_group_out(utterances, lambda u: u.speaker)
+
+
+def spec() -> DatasetSpec:
+    return DatasetSpec(
+        name=NAME,
+        labels=LABELS,
+        protocols={
+            "loso": "5 folds, leave one session out (SUPERB / EmoBox); dev = one training speaker",
+            "lospk": "10 folds, leave one speaker out; dev = the next speaker by id",
+        },
+        load_manifest=load_manifest,
+        folds=folds,
+        description=(
+            "IEMOCAP: dyadic acted English, 5 sessions, 10 speakers; 4-class standard set "
+            "(neutral, happy+excited, angry, sad) by default (licensed)"
+        ),
+        licence="IEMOCAP licence (USC SAIL release form)",
+        citation="Busso et al., IEMOCAP: Interactive emotional dyadic motion capture database, "
+                 "Language Resources and Evaluation 2008",
+        has_text=True,
+        has_gender=True,
+        options={"label_set": "4class", "improvised": False},
+        dirnames=("IEMOCAP_full_release", "IEMOCAP", "iemocap"),
+        obtain=(
+            "IEMOCAP is licensed: request it from USC SAIL at https://sail.usc.edu/iemocap/ and "
+            "pass --data-root pointing at IEMOCAP_full_release/ or the folder holding it"
+        ),
+    )
