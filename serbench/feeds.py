@@ -76,7 +76,7 @@ class _Base(Feed):
             yield self._make([utts[i] for i in idx])
 
     def _finish(self, utts: Sequence[Utterance], batch: Batch) -> Batch:
-        batch.audio_seconds = float(sum(u.duration or 0.0 for u in utts))  # type: ignore[attr-defined]
+        batch.audio_seconds = float(sum(u.duration or 0.0 for u in utts))
         return batch
 
 

@@ -214,6 +214,7 @@ class Batch:
     waveforms: "torch.Tensor | None" = None
     genders: "torch.Tensor | None" = None
     texts: list[str] | None = None
+    audio_seconds: float = 0.0  # real audio in the batch, counted against the budget
 
     @property
     def size(self) -> int:
@@ -232,6 +233,7 @@ class Batch:
             waveforms=move(self.waveforms),
             genders=move(self.genders),
             texts=self.texts,
+            audio_seconds=self.audio_seconds,
         )
 
 

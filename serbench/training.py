@@ -64,9 +64,6 @@ class Feed:
     def evaluate(self, split: str) -> Iterator[Batch]:  # pragma: no cover - interface
         raise NotImplementedError
 
-    @staticmethod
-    def seconds(batch: Batch) -> float:
-        return float(getattr(batch, "audio_seconds", 0.0))
 
 
 class _Clock:
@@ -237,6 +234,7 @@ def train(
     plan = allocate(budget, stages)
     best_state: dict[str, Any] | None = None
     best_uar = -1.0
+    last_eval = -1
     reasons: list[str] = []
     for index, (stage, max_steps, max_seconds) in enumerate(plan):
         final_stage = index == len(plan) - 1
@@ -264,11 +262,12 @@ def train(
                     optimizer.step()
                 stage_steps += 1
                 usage.steps += 1
-                usage.audio_seconds += Feed.seconds(batch)
+                usage.audio_seconds += batch.audio_seconds
                 if final_stage and (stage_steps % budget.eval_every == 0):
                     with clock.metered():
                         uar = _dev_uar(model, feed, device, budget, labels)
                     usage.evaluations += 1
+                    last_eval = usage.steps
                     if uar > best_uar:
                         best_uar, best_state, usage.best_step = uar, _snapshot(model), usage.steps
                     if progress:
@@ -281,7 +280,7 @@ def train(
                              "max_steps": max_steps, "max_device_seconds": round(max_seconds, 3)})
         reasons.append(stopped)
     # the final state is a candidate too (it was not evaluated if eval_every does not divide it)
-    if usage.steps == 0 or usage.best_step != usage.steps:
+    if last_eval != usage.steps:
         uar = _dev_uar(model, feed, device, budget, labels)
         usage.evaluations += 1
         if uar > best_uar:
