@@ -162,11 +162,14 @@ def _parse(
     utterances = spec.load_manifest(root, opts)
     out, bad = [], {}
     for u in utterances:
+        path = audio_path(root, u)
         if u.duration is None:
             try:
-                u = replace(u, duration=round(audio_duration(audio_path(root, u)), 6))
+                u = replace(u, duration=round(audio_duration(path), 6))
             except AudioError as exc:
                 bad[exc.path] = exc.problem
+        elif not path.is_file():  # the corpus gave the duration: still check the audio is there
+            bad[str(path)] = "file not found"
         out.append(u)
     return out, bad
 

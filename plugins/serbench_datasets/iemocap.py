@@ -2,9 +2,10 @@
 
 Labels come from the summary lines of ``Session*/dialog/EmoEvaluation/<dialog>.txt`` (the only
 lines starting with ``[``), transcripts from ``Session*/dialog/transcriptions/<dialog>.txt`` (CRLF),
-audio from ``Session*/sentences/wav/<dialog>/<utterance>.wav``. The speaker's gender is the letter
-before the utterance id's last three digits; the letter after ``Ses0N`` only says which actor wore
-the motion-capture markers.
+audio from ``Session*/sentences/wav/<dialog>/<utterance>.wav``; durations come from the summary
+lines' times, so listing the corpus opens no audio. The speaker's gender is the letter before the
+utterance id's last three digits; the letter after ``Ses0N`` only says which actor wore the
+motion-capture markers.
 """
 
 from __future__ import annotations
@@ -56,40 +57,38 @@ def load_manifest(root: Path, options: Mapping[str, Any]) -> list[Utterance]:
             )
         texts = _transcripts(session / "dialog" / "transcriptions")
         for label_file in _visible((session / "dialog" / "EmoEvaluation").glob("*.txt")):
-            for uid, code, where in _summary_lines(label_file, n):
+            for uid, code, seconds in _summary_lines(label_file, n):
                 if code == NO_MAJORITY or code not in mapping:
                     continue
                 if improvised_only and "_impro" not in uid:
                     continue
-                m = UTTERANCE.match(uid)
+                letter = UTTERANCE.match(uid).group(4)
                 dialog = uid.rsplit("_", 1)[0]
-                rel = f"Session{n}/sentences/wav/{dialog}/{uid}.wav"
-                if not (root / rel).is_file():
-                    raise ConfigError(f"{where}: no audio for {uid} at {root / rel}")
-                letter = m.group(4)
                 out.append(
                     Utterance(
                         key=uid,
-                        path=rel,
+                        path=f"Session{n}/sentences/wav/{dialog}/{uid}.wav",
                         label=mapping[code],
                         speaker=f"Ses0{n}{letter}",
                         gender=GENDER[letter],
                         session=f"Session{n}",
                         text=texts.get(uid),
+                        duration=seconds,
                     )
                 )
     return out
 
 
-def _summary_lines(path: Path, session: int) -> list[tuple[str, str, str]]:
-    """``(utterance id, label code, "file:line")`` of every summary line, validated."""
+def _summary_lines(path: Path, session: int) -> list[tuple[str, str, float]]:
+    """``(utterance id, label code, seconds)`` of every summary line, validated."""
     found = []
     for lineno, line in enumerate(path.read_text(encoding="latin-1").splitlines(), 1):
         if not line.startswith("["):
             continue
         where = f"{path}:{lineno}"
         fields = [f.strip() for f in line.split("\t")]
-        if len(fields) < 3 or not SPAN.match(fields[0]):
+        span = SPAN.match(fields[0])
+        if len(fields) < 3 or not span:
             raise ConfigError(
                 f"{where}: malformed summary line {line.strip()!r} (expected "
                 f"'[start - end]<TAB>utterance<TAB>label<TAB>[V, A, D]')"
@@ -102,7 +101,7 @@ def _summary_lines(path: Path, session: int) -> list[tuple[str, str, str]]:
             raise ConfigError(f"{where}: utterance {uid} does not belong to Session{session}")
         if code != NO_MAJORITY and code not in FULL:
             raise ConfigError(f"{where}: unknown emotion code {code!r} for {uid}")
-        found.append((uid, code, where))
+        found.append((uid, code, round(float(span.group(2)) - float(span.group(1)), 4)))
     return found
 
 
