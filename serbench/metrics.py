@@ -21,6 +21,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+METRICS = ("uar", "war", "macro_f1")
+
 
 def confusion_matrix(y_true: Sequence[int], y_pred: Sequence[int], n_classes: int) -> np.ndarray:
     """``(K, K)`` int64 counts, rows true class, columns predicted class."""
@@ -29,25 +31,33 @@ def confusion_matrix(y_true: Sequence[int], y_pred: Sequence[int], n_classes: in
     return flat.reshape(n_classes, n_classes)
 
 
-def uar_from_confusion(cm: np.ndarray) -> float:
-    """Mean recall over the classes with at least one true example."""
-    support = cm.sum(axis=1)
-    present = support > 0
-    if not present.any():
-        raise ValueError("no test examples: UAR is undefined")
-    return float(np.mean(np.diag(cm)[present] / support[present]))
+def metric_from_confusion(cm: np.ndarray, metric: str) -> np.ndarray | float:
+    """``uar``, ``war`` or ``macro_f1`` of confusion matrices ``(..., K, K)``, vectorised.
+
+    Counts may be fractional (predictions averaged over seeds). The statistics call this on
+    thousands of bootstrap confusions at once; a replicate whose classes are all absent gets NaN.
+    """
+    cm = np.asarray(cm, dtype=float)
+    if metric not in METRICS:
+        raise ValueError(f"unknown metric {metric!r} (known: {', '.join(METRICS)})")
+    tp = np.diagonal(cm, axis1=-2, axis2=-1)
+    support = cm.sum(axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        if metric == "war":
+            out = tp.sum(axis=-1) / support.sum(axis=-1)
+        elif metric == "uar":
+            out = _mean_where(tp / support, support > 0)
+        else:
+            both = support + cm.sum(axis=-2)
+            out = _mean_where(2 * tp / both, both > 0)
+    return float(out) if np.ndim(out) == 0 else out
 
 
-def macro_f1_from_confusion(cm: np.ndarray) -> float:
-    """Mean F1 over the classes that occur as truth or as prediction (0 when never right)."""
-    tp = np.diag(cm).astype(float)
-    support = cm.sum(axis=1)
-    predicted = cm.sum(axis=0)
-    seen = (support + predicted) > 0
-    if not seen.any():
-        raise ValueError("no test examples: macro-F1 is undefined")
-    f1 = 2 * tp[seen] / (support[seen] + predicted[seen])
-    return float(f1.mean())
+def _mean_where(values: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    n = keep.sum(axis=-1)
+    total = np.where(keep, values, 0.0).sum(axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n > 0, total / np.maximum(n, 1), np.nan)
 
 
 def compute_metrics(
@@ -66,9 +76,9 @@ def compute_metrics(
         for k, label in enumerate(labels)
     }
     return {
-        "uar": uar_from_confusion(cm),
-        "war": float(np.trace(cm) / cm.sum()),
-        "macro_f1": macro_f1_from_confusion(cm),
+        "uar": metric_from_confusion(cm, "uar"),
+        "war": metric_from_confusion(cm, "war"),
+        "macro_f1": metric_from_confusion(cm, "macro_f1"),
         "per_class_recall": recall,
         "confusion": cm.tolist(),
     }

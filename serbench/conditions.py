@@ -1,0 +1,247 @@
+"""Group stored runs into conditions and tables, and load their pooled predictions.
+
+A *condition* is (dataset, protocol, dataset options, budget signature, upstream, method, method
+options set away from defaults); its runs over folds × seeds are the sample the statistics use.
+A *table* holds the conditions that may be ranked together: same dataset, protocol, dataset
+options and budget signature. Conditions are named ``method/upstream`` with their options in
+brackets, ``linear[normalize=speaker]/egemaps``; the same text selects them in ``compare`` and
+``--baseline`` (``linear/egemaps[normalize=speaker]`` is accepted too).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from .specs import ConfigError
+from .stats import Pooled, pool
+from .store import Store
+
+
+def format_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def format_options(options: Mapping[str, Any]) -> str:
+    if not options:
+        return ""
+    return "[" + ",".join(f"{k}={format_value(v)}" for k, v in sorted(options.items())) + "]"
+
+
+_NAME = re.compile(r"^(?P<m>[^/\[\]]+)(\[(?P<mo>[^\]]*)\])?/(?P<u>[^/\[\]]+)(\[(?P<uo>[^\]]*)\])?$")
+
+
+@dataclass(frozen=True)
+class ConditionName:
+    """What the user typed to pick a condition: method, upstream and option texts."""
+
+    method: str
+    upstream: str
+    options: Mapping[str, str]
+
+    @classmethod
+    def parse(cls, text: str, what: str = "condition") -> ConditionName:
+        m = _NAME.match(text.strip())
+        if not m or (m["mo"] is not None and m["uo"] is not None):
+            raise ConfigError(f"{what} {text!r} is not METHOD/UPSTREAM or METHOD[key=value,...]"
+                              "/UPSTREAM, e.g. linear[normalize=speaker]/fbank")
+        opts: dict[str, str] = {}
+        for item in filter(None, (m["mo"] or m["uo"] or "").split(",")):
+            key, eq, value = item.partition("=")
+            if not eq or not key.strip():
+                raise ConfigError(f"{what} {text!r}: option {item!r} is not key=value")
+            opts[key.strip()] = value.strip()
+        return cls(m["m"].strip(), m["u"].strip(), opts)
+
+    def matches(self, cond: Condition) -> bool:
+        if (cond.method, cond.upstream) != (self.method, self.upstream):
+            return False
+        if set(cond.options) != set(self.options):
+            return False
+        return all(_same(text, cond.options[k]) for k, text in self.options.items())
+
+    def __str__(self) -> str:
+        return f"{self.method}{format_options(self.options)}/{self.upstream}"
+
+
+def _same(text: str, stored: Any) -> bool:
+    if isinstance(stored, bool):
+        word = text.lower()
+        return word in (("true", "1", "yes", "on") if stored else ("false", "0", "no", "off"))
+    if isinstance(stored, (int, float)):
+        try:
+            return float(text) == float(stored)
+        except ValueError:
+            return False
+    return text == str(stored)
+
+
+@dataclass
+class Condition:
+    """One condition and its finished runs (index rows of the store)."""
+
+    store: Store
+    dataset: str
+    protocol: str
+    dataset_options: dict[str, Any]
+    budget: str
+    budget_signature: str
+    upstream: str
+    method: str
+    options: dict[str, Any]
+    runs: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return f"{self.method}{format_options(self.options)}/{self.upstream}"
+
+    @property
+    def folds(self) -> list[Any]:
+        return sorted({r["fold"] for r in self.runs}, key=str)
+
+    @property
+    def seeds(self) -> list[Any]:
+        return sorted({r["seed"] for r in self.runs}, key=str)
+
+    def run_metric(self, metric: str) -> np.ndarray:
+        return np.array([r[metric] for r in self.runs], dtype=float)
+
+    def run_metric_by_cell(self, metric: str) -> dict[tuple[str, str], float]:
+        """Per-run metric keyed by (fold, seed): what Wilcoxon pairs."""
+        return {(str(r["fold"]), str(r["seed"])): float(r[metric]) for r in self.runs}
+
+    @cached_property
+    def test_id(self) -> str:
+        """Hash of the per-fold test-set hashes: equal ids mean the same test utterances."""
+        by_fold: dict[str, set[str]] = {}
+        for r in self.runs:
+            by_fold.setdefault(str(r["fold"]), set()).add(str(r["test_hash"]))
+        for fold, hashes in by_fold.items():
+            if len(hashes) > 1:
+                raise ConfigError(
+                    f"{self.name} on {self.dataset}: the runs of fold {fold} were tested on "
+                    f"different utterances (test hashes {', '.join(sorted(hashes))}); the dataset "
+                    "changed between runs: delete the stale runs from the results folder")
+        text = ";".join(f"{f}:{h.pop()}" for f, h in sorted(by_fold.items()))
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def test_hashes(self) -> dict[str, str]:
+        return {str(r["fold"]): str(r["test_hash"]) for r in self.runs}
+
+    @cached_property
+    def labels(self) -> tuple[str, ...]:
+        return tuple(self.store.read_record(self.runs[0]["run_id"])["labels"])
+
+    @cached_property
+    def pooled(self) -> Pooled:
+        """Every run's test predictions pooled per utterance (see :mod:`serbench.stats`)."""
+        index = {label: i for i, label in enumerate(self.labels)}
+        keys: list[str] = []
+        speakers: list[str] = []
+        y_true: list[int] = []
+        y_pred: list[int] = []
+        for r in self.runs:
+            preds = self.store.read_predictions(r["run_id"])
+            try:
+                y_true += [index[p["label"]] for p in preds]
+                y_pred += [index[p["prediction"]] for p in preds]
+            except KeyError as exc:
+                raise ConfigError(
+                    f"run {r['run_id']}: predictions.jsonl names class {exc.args[0]!r}, which is "
+                    f"not among the run's labels ({', '.join(self.labels)})") from None
+            keys += [p["key"] for p in preds]
+            speakers += [str(p["speaker"]) for p in preds]
+        if not keys:
+            raise ConfigError(f"{self.name} on {self.dataset}: its runs stored no test predictions")
+        return pool(keys, speakers, y_true, y_pred, self.labels)
+
+    def run_json(self, run_id: str) -> Path:
+        return self.store.runs_dir / run_id / "run.json"
+
+
+@dataclass
+class Table:
+    """Conditions ranked together: one dataset, protocol, dataset options and budget signature."""
+
+    dataset: str
+    protocol: str
+    dataset_options: dict[str, Any]
+    budget: str
+    budget_signature: str
+    conditions: list[Condition]
+
+    @property
+    def title(self) -> str:
+        return (f"{self.dataset}{format_options(self.dataset_options)} / {self.protocol} · "
+                f"budget {self.budget}")
+
+    @property
+    def seeds(self) -> list[Any]:
+        return sorted({s for c in self.conditions for s in c.seeds}, key=str)
+
+    @property
+    def folds(self) -> list[Any]:
+        return sorted({f for c in self.conditions for f in c.folds}, key=str)
+
+
+def load_tables(
+    store: Store, dataset: str | None = None, budget: str | None = None
+) -> list[Table]:
+    """The finished runs of ``store`` grouped into tables of conditions (a clear error if none)."""
+    rows = store.query(status="ok")
+    if not rows:
+        raise ConfigError(f"no finished runs in {store.root}: run `serbench run ...` first "
+                          "or point --results at another folder")
+    for what, value in (("dataset", dataset), ("budget", budget)):
+        if value is not None:
+            known = sorted({str(r[what]) for r in rows})
+            rows = [r for r in rows if r[what] == value]
+            if not rows:
+                raise ConfigError(f"no finished runs with {what} {value!r} in {store.root} "
+                                  f"(there: {', '.join(known)})")
+    tables: dict[tuple, dict[tuple, Condition]] = {}
+    for r in rows:
+        tkey = (r["dataset"], r["protocol"], _freeze(r["dataset_options"]), r["budget_signature"])
+        ckey = (r["upstream"], r["method"], _freeze(r["options"]))
+        conds = tables.setdefault(tkey, {})
+        if ckey not in conds:
+            conds[ckey] = Condition(store, r["dataset"], r["protocol"], r["dataset_options"],
+                                    r["budget"], r["budget_signature"], r["upstream"], r["method"],
+                                    r["options"])
+        conds[ckey].runs.append(r)
+    out = []
+    for (ds, proto, _, sig), conds in tables.items():
+        first = next(iter(conds.values()))
+        names = sorted({c.budget for c in conds.values()})
+        out.append(Table(ds, proto, first.dataset_options, "+".join(names), sig,
+                         sorted(conds.values(), key=lambda c: c.name)))
+    return sorted(out, key=lambda t: (t.dataset, t.protocol, t.title, t.budget_signature))
+
+
+def find_condition(
+    tables: Sequence[Table], text: str, what: str = "condition"
+) -> list[tuple[Table, Condition]]:
+    """Every (table, condition) the text names; a clear error with the known names if none."""
+    wanted = ConditionName.parse(text, what)
+    hits = [(t, c) for t in tables for c in t.conditions if wanted.matches(c)]
+    if not hits:
+        import difflib
+
+        names = sorted({c.name for t in tables for c in t.conditions})
+        close = difflib.get_close_matches(str(wanted), names, n=1, cutoff=0.5)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise ConfigError(f"{what} {text!r} has no finished runs here; {hint}"
+                          f"conditions: {', '.join(names)}")
+    return hits
+
+
+def _freeze(options: Mapping[str, Any]) -> tuple:
+    return tuple(sorted((k, repr(v)) for k, v in options.items()))

@@ -1,0 +1,240 @@
+"""Uncertainty and paired tests over pooled test predictions.
+
+A condition's runs (folds × seeds) are pooled into one row per test utterance
+(:class:`Pooled`): for each utterance the fraction of its runs that predicted each class. Under a
+leave-speakers-out protocol every seed's folds together cover the corpus once, so each utterance
+is predicted once per seed and its row is the average over seeds; a metric of the pooled
+confusion equals the mean over seeds of that seed's pooled metric.
+
+**Speaker bootstrap.** Utterances of one speaker are not independent, so the unit of resampling
+is the speaker: a replicate draws speakers with replacement and takes *all* their utterances with
+*all* their seeds' predictions (their rows of :class:`Pooled`). Replicates are a matrix ``W``
+(replicates × speakers) of draw counts, and every replicate's confusion matrix is one product
+``W @ C`` with the per-speaker confusions ``C``: no Python loop over replicates or conditions.
+``W`` is drawn from the seed and the test set's hash, so two conditions on the same test set share
+it (the bootstrap is paired) and a condition's CI does not depend on what else is in the table.
+A condition's 95 % CI is the *expanded* percentile interval of its replicates (Hesterberg 2015),
+which widens the plain one for the few speakers SER corpora have.
+
+**Paired tests** of two conditions A and B on the same test utterances:
+
+- bootstrap ΔUAR: ``Δ̂ / SE*`` with ``SE*`` the standard deviation of ``metric(A) − metric(B)``
+  over shared replicates, referred to Student's t with (speakers − 1) degrees of freedom and the
+  ``sqrt(n / (n − 1))`` widening; the CI is ``Δ̂ ± t · SE*``, so p < α exactly when it excludes 0.
+  (The plain percentile interval is too narrow with the 10 speakers of EmoDB or IEMOCAP: in
+  simulation it rejected a true null 9–15 % of the time at α = 0.05; this form stays near 5 %.)
+- McNemar's exact test on per-utterance correctness, an utterance counting as correct when most
+  of its seeds got it right (seeds of one system are not independent trials, so they are not
+  counted as separate pairs);
+- Wilcoxon signed-rank over the per-run metric of runs matched by (fold, seed);
+- Holm's step-down correction over every pair a table marks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from .metrics import metric_from_confusion
+from .specs import ConfigError
+
+N_BOOT = 1000
+ALPHA = 0.05
+
+
+class PairingError(ConfigError):
+    """Two conditions cannot be compared pairwise (their test sets differ)."""
+
+
+@dataclass(frozen=True)
+class Pooled:
+    """One condition's test predictions pooled over folds × seeds; one row per test utterance."""
+
+    labels: tuple[str, ...]
+    keys: np.ndarray            # (N,) sorted utterance keys
+    speakers: np.ndarray        # (N,) index into speaker_names
+    speaker_names: tuple[str, ...]
+    y_true: np.ndarray          # (N,) class index
+    votes: np.ndarray           # (N, K) share of the utterance's runs that predicted each class
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.labels)
+
+    def correct(self) -> np.ndarray:
+        """Share of the utterance's runs that were right, ``(N,)``."""
+        return self.votes[np.arange(len(self.y_true)), self.y_true]
+
+    def speaker_confusions(self) -> np.ndarray:
+        """``(S, K, K)`` confusion counts per speaker (rows true), seeds averaged."""
+        k, s = self.n_classes, len(self.speaker_names)
+        cell = self.speakers * k + self.y_true
+        cols = [np.bincount(cell, weights=self.votes[:, j], minlength=s * k) for j in range(k)]
+        return np.stack(cols, axis=-1).reshape(s, k, k)
+
+    def confusion(self) -> np.ndarray:
+        return self.speaker_confusions().sum(axis=0)
+
+    def metric(self, metric: str) -> float:
+        return float(metric_from_confusion(self.confusion(), metric))
+
+
+def pool(
+    keys: Sequence[str], speakers: Sequence[str], y_true: Sequence[int], y_pred: Sequence[int],
+    labels: Sequence[str],
+) -> Pooled:
+    """Pool the concatenated predictions of a condition's runs (one entry per run × utterance)."""
+    keys_a = np.asarray(keys)
+    if keys_a.size == 0:
+        raise ValueError("no test predictions to pool")
+    t = np.asarray(y_true, dtype=np.int64)
+    p = np.asarray(y_pred, dtype=np.int64)
+    uniq, first, inv = np.unique(keys_a, return_index=True, return_inverse=True)
+    if not np.array_equal(t, t[first][inv]):
+        bad = keys_a[np.flatnonzero(t != t[first][inv])[0]]
+        raise ValueError(f"utterance {bad!r} has different true labels in different runs")
+    spk_names, spk = np.unique(np.asarray(speakers)[first], return_inverse=True)
+    k, n = len(labels), len(uniq)
+    votes = np.bincount(inv * k + p, minlength=n * k).reshape(n, k).astype(float)
+    votes /= votes.sum(axis=1, keepdims=True)
+    return Pooled(tuple(labels), uniq, spk, tuple(str(s) for s in spk_names), t[first], votes)
+
+
+# ------------------------------------------------------------------------------- bootstrap
+
+
+def bootstrap_weights(n_speakers: int, n_boot: int, rng: np.random.Generator) -> np.ndarray:
+    """``(n_boot, n_speakers)`` draw counts of speakers resampled with replacement."""
+    draws = rng.integers(0, n_speakers, size=(n_boot, n_speakers))
+    flat = draws + n_speakers * np.arange(n_boot)[:, None]
+    return np.bincount(flat.ravel(), minlength=n_boot * n_speakers).reshape(n_boot, n_speakers)
+
+
+def rng_for(seed: int, test_id: str) -> np.random.Generator:
+    """The generator of one test set's replicates: same seed and test set, same draws."""
+    return np.random.default_rng([seed, int(test_id[:15], 16) if test_id else 0])
+
+
+def replicate_metric(speaker_conf: np.ndarray, weights: np.ndarray, metric: str) -> np.ndarray:
+    """The metric of every bootstrap replicate, ``(n_boot,)``."""
+    s, k, _ = speaker_conf.shape
+    boot = (weights @ speaker_conf.reshape(s, k * k)).reshape(-1, k, k)
+    return np.asarray(metric_from_confusion(boot, metric))
+
+
+def _widen(n_clusters: int) -> float:
+    """``sqrt(n / (n − 1))``: the bootstrap's variance is short by ``(n − 1) / n``."""
+    return float(np.sqrt(n_clusters / (n_clusters - 1)))
+
+
+def percentile_ci(
+    samples: np.ndarray, n_clusters: int, level: float = 0.95
+) -> tuple[float, float]:
+    """Expanded percentile interval (Hesterberg 2015): with few speakers the plain percentile
+    interval is too narrow, so its tail share is taken at ``Φ(−sqrt(n/(n−1)) · t_{n−1})``."""
+    from scipy.stats import norm, t
+
+    finite = samples[np.isfinite(samples)]
+    if finite.size == 0 or n_clusters < 2:
+        return (float("nan"), float("nan"))
+    tail = norm.cdf(-_widen(n_clusters) * t.ppf((1 + level) / 2, n_clusters - 1))
+    lo, hi = np.quantile(finite, [tail, 1 - tail])
+    return (float(lo), float(hi))
+
+
+@dataclass(frozen=True)
+class PairedBootstrap:
+    delta: float
+    ci: tuple[float, float]
+    p: float
+
+
+def paired_delta(
+    delta: float, samples: np.ndarray, n_clusters: int, level: float = 0.95
+) -> PairedBootstrap:
+    """CI and two-sided p of Δ from its replicates: ``Δ / SE*`` referred to ``t_{n−1}`` with the
+    small-sample widening, so the CI excludes 0 exactly when p < 1 − level and small p-values are
+    not floored at 1 / n_boot."""
+    from scipy.stats import t
+
+    finite = samples[np.isfinite(samples)]
+    if finite.size < 2 or n_clusters < 2:
+        return PairedBootstrap(delta, (float("nan"), float("nan")), float("nan"))
+    se = _widen(n_clusters) * float(np.std(finite, ddof=1))
+    if se == 0.0:
+        return PairedBootstrap(delta, (delta, delta), 1.0 if delta == 0 else 0.0)
+    half = float(t.ppf((1 + level) / 2, n_clusters - 1)) * se
+    p = float(2 * t.sf(abs(delta) / se, n_clusters - 1))
+    return PairedBootstrap(delta, (delta - half, delta + half), p)
+
+
+def paired_bootstrap(
+    a: Pooled, b: Pooled, metric: str = "uar", n_boot: int = N_BOOT, seed: int = 0,
+    test_id: str = "", level: float = 0.95,
+) -> PairedBootstrap:
+    """Δ = metric(A) − metric(B) on shared speaker replicates: CI and p-value."""
+    check_paired(a, b)
+    n = len(a.speaker_names)
+    w = bootstrap_weights(n, n_boot, rng_for(seed, test_id))
+    ca, cb = a.speaker_confusions(), b.speaker_confusions()
+    samples = replicate_metric(ca, w, metric) - replicate_metric(cb, w, metric)
+    return paired_delta(a.metric(metric) - b.metric(metric), samples, n, level)
+
+
+def check_paired(a: Pooled, b: Pooled) -> None:
+    if a.labels != b.labels:
+        raise PairingError(f"the conditions use different labels ({', '.join(a.labels)} vs "
+                           f"{', '.join(b.labels)})")
+    if len(a.keys) != len(b.keys) or not np.array_equal(a.keys, b.keys):
+        raise PairingError("the conditions were tested on different utterances")
+    if not np.array_equal(a.y_true, b.y_true):
+        raise PairingError("the conditions disagree on the true labels of their test utterances")
+
+
+# ------------------------------------------------------------------------------- exact tests
+
+
+def mcnemar_exact(n01: int | np.ndarray, n10: int | np.ndarray) -> float | np.ndarray:
+    """Two-sided exact McNemar p from the discordant counts (binomial, p = 1/2)."""
+    from scipy.stats import binom
+
+    n01, n10 = np.asarray(n01), np.asarray(n10)
+    n = n01 + n10
+    p = np.minimum(1.0, 2 * binom.cdf(np.minimum(n01, n10), n, 0.5))
+    p = np.where(n == 0, 1.0, p)
+    return float(p) if p.ndim == 0 else p
+
+
+def mcnemar_pooled(a: Pooled, b: Pooled) -> tuple[int, int, float]:
+    """(A right and B wrong, A wrong and B right, p) on majority-of-seeds correctness."""
+    check_paired(a, b)
+    ra, rb = a.correct() > 0.5, b.correct() > 0.5
+    n10 = int(np.count_nonzero(ra & ~rb))
+    n01 = int(np.count_nonzero(~ra & rb))
+    return n10, n01, float(mcnemar_exact(n01, n10))
+
+
+def wilcoxon_signed_rank(a: Sequence[float], b: Sequence[float]) -> float | None:
+    """Two-sided Wilcoxon p over matched scores; None without pairs, 1 when all are equal."""
+    from scipy.stats import wilcoxon
+
+    x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if x.size == 0:
+        return None
+    if np.allclose(x, y, rtol=0, atol=1e-12):
+        return 1.0
+    return float(wilcoxon(x, y).pvalue)
+
+
+def holm(pvalues: Sequence[float | None]) -> list[float | None]:
+    """Holm step-down adjusted p-values; ``None``/NaN entries stay out of the family."""
+    idx = [i for i, p in enumerate(pvalues) if p is not None and np.isfinite(p)]
+    out: list[float | None] = [None] * len(pvalues)
+    m = len(idx)
+    running = 0.0
+    for rank, i in enumerate(sorted(idx, key=lambda j: pvalues[j])):  # type: ignore[arg-type]
+        running = max(running, min(1.0, (m - rank) * float(pvalues[i])))  # type: ignore[arg-type]
+        out[i] = running
+    return out
