@@ -9,6 +9,7 @@ overwritten by a file that failed its check.
 from __future__ import annotations
 
 import hashlib
+import http.client
 import json
 import os
 import shutil
@@ -67,10 +68,16 @@ def fetch(url: str, dest: Path, *, checksum: tuple[str, str] | None = None,
         total = _total(resp, have if resumed else 0)
         done = have if resumed else 0
         with open(part, "ab" if resumed else "wb") as out:
-            for block in iter(lambda: resp.read(CHUNK), b""):
-                out.write(block)
-                done += len(block)
-                _progress(dest.name, done, total)
+            try:
+                for block in iter(lambda: resp.read(CHUNK), b""):
+                    out.write(block)
+                    done += len(block)
+                    _progress(dest.name, done, total)
+            except http.client.IncompleteRead as exc:  # the server closed early: keep what came
+                out.write(exc.partial)
+                done += len(exc.partial)
+            except OSError:  # a timeout or reset mid-way: the part file is resumed next time
+                pass
     if total and done < total:
         raise DownloadError(
             f"the download of {url} stopped at {done} of {total} bytes; run the command again "
