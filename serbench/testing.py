@@ -232,7 +232,8 @@ def tiny_transformers_model(family: str, folder: str | Path, norm: str = "group"
         vocab_size=32,
     )
     if family == "data2vec-audio":
-        norm = "layer"
+        norm = "layer"  # its positional embedding is a stack of small convolutions
+        common.update(num_conv_pos_embeddings=2, conv_pos_kernel_size=5)
         config = tf.Data2VecAudioConfig(**common)
         model: Any = tf.Data2VecAudioModel(config)
     else:

@@ -60,5 +60,9 @@ def audio_specs() -> list[UpstreamSpec]:
 
 @hookimpl
 def serbench_register_upstreams(register: Callable[[UpstreamSpec], None]) -> None:
-    for spec in audio_specs():
+    from . import catalog
+
+    specs = [*audio_specs(), *catalog.checkpoint_specs(), catalog.minilm_spec(),
+             catalog.hf_factory_spec(), catalog.s3prl_factory_spec()]
+    for spec in specs:
         register(spec)

@@ -1,0 +1,110 @@
+"""Where a Hugging Face model's files come from: a local folder, or the hub cache (downloading when
+online), with the resolved revision a run records, and one clear error when neither works.
+
+No torch or transformers here: resolving a spec reads only JSON.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from serbench import ConfigError
+
+FILE_PATTERNS = ["*.json", "*.txt", "*.model", "*.safetensors"]
+TRUE = {"1", "on", "yes", "true"}
+
+
+def offline() -> bool:
+    """``HF_HUB_OFFLINE`` / ``TRANSFORMERS_OFFLINE`` as set now (the hub library reads them once)"""
+    return any(os.environ.get(v, "").strip().lower() in TRUE
+               for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+
+
+def is_local(ref: str) -> bool:
+    return ref.startswith(("/", ".", "~")) or Path(ref).expanduser().is_dir()
+
+
+def fetch_error(ref: str, revision: str | None, why: str) -> ConfigError:
+    """The one sentence a user gets when a hub model is neither cached nor downloadable."""
+    from huggingface_hub import constants
+
+    rev = f" --revision {revision}" if revision and revision != "main" else ""
+    return ConfigError(
+        f"model {ref!r} is not in the Hugging Face cache ({constants.HF_HUB_CACHE}) and cannot "
+        f"be downloaded ({why}): fetch it on a machine with network with `huggingface-cli download "
+        f"{ref}{rev}` and point HF_HOME at that cache, or pass a local folder as hf:/path/to/model"
+    )
+
+
+def model_dir(ref: str, revision: str | None = None, config_only: bool = False) -> Path:
+    """A folder holding the model's files: ``ref`` itself, or its snapshot in the hub cache.
+
+    Weights are fetched as safetensors, falling back to ``*.bin`` for repositories without them.
+    """
+    if is_local(ref):
+        folder = Path(ref).expanduser().resolve()
+        if not (folder / "config.json").is_file():
+            raise ConfigError(f"model folder {str(folder)!r} has no config.json: expected a folder "
+                              "written by save_pretrained()")
+        return folder
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+
+    local_only = offline()
+    patterns = ["config.json", "preprocessor_config.json"] if config_only else FILE_PATTERNS
+    try:
+        folder = Path(snapshot_download(ref, revision=revision, allow_patterns=patterns,
+                                        local_files_only=local_only))
+        if not config_only and not _weights(folder):
+            folder = Path(snapshot_download(ref, revision=revision, allow_patterns=["*.bin"],
+                                            local_files_only=local_only))
+    except LocalEntryNotFoundError:
+        raise fetch_error(ref, revision, "HF_HUB_OFFLINE is set" if local_only
+                          else "no network") from None
+    except HfHubHTTPError as exc:
+        raise fetch_error(ref, revision, " ".join(str(exc).split())[:120]) from None
+    if not (folder / "config.json").is_file() or not (config_only or _weights(folder)):
+        raise fetch_error(ref, revision, "the cached snapshot lacks config.json or weights")
+    return folder
+
+
+def _weights(folder: Path) -> list[Path]:
+    return [p for p in folder.iterdir() if p.suffix in (".safetensors", ".bin")]
+
+
+def read_json(folder: Path, name: str) -> dict[str, Any]:
+    path = folder / name
+    if not path.is_file():
+        return {}
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path}: not valid JSON ({exc}); re-save or re-download the model"
+                          ) from None
+
+
+def revision_of(folder: Path) -> str:
+    """The hub commit of a cache snapshot, or a hash of a local folder's weight files."""
+    if folder.parent.name == "snapshots":
+        return folder.name
+    return folder_revision(folder)
+
+
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".msgpack", ".h5")
+
+
+def folder_revision(folder: Path) -> str:
+    """A hash of a local model folder's weight files (names and bytes): what a run records."""
+    digest = hashlib.sha256()
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix in WEIGHT_SUFFIXES)
+    for path in files:
+        digest.update(str(path.relative_to(folder)).encode())
+        with path.open("rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(chunk)
+    return "sha256:" + digest.hexdigest()[:16] if files else "none"
+
