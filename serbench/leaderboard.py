@@ -135,7 +135,7 @@ def _oriented(
     pair = pairs.get(frozenset((id(c), id(ref))))
     if pair is None or pair["against"] == ref.name:
         return pair
-    flipped = dict(pair, against=ref.name, delta=-pair["delta"])
+    flipped = dict(pair, against=ref.name, delta=-pair["delta"], n10=pair["n01"], n01=pair["n10"])
     if pair["delta_ci"]:
         flipped["delta_ci"] = [-pair["delta_ci"][1], -pair["delta_ci"][0]]
     return flipped
@@ -180,7 +180,8 @@ def pair(
     """``c`` against ``ref``: Δ = c − ref with its CI and the three tests' raw p-values."""
     delta = c.pooled.metric(metric) - ref.pooled.metric(metric)
     out: dict[str, Any] = {"against": ref.name, "delta": delta, "delta_ci": None,
-                           "p_bootstrap": None, "p_mcnemar": None, "p_wilcoxon": None}
+                           "p_bootstrap": None, "p_mcnemar": None, "p_wilcoxon": None,
+                           "n10": 0, "n01": 0, "matched_runs": 0}
     try:
         if c.test_id != ref.test_id:
             raise PairingError("different test sets")
@@ -192,7 +193,7 @@ def pair(
     diff = samples.of(c, metric) - samples.of(ref, metric)
     boot = paired_delta(out["delta"], diff, len(c.pooled.speaker_names))
     out.update(delta_ci=list(boot.ci), p_bootstrap=boot.p)
-    out["p_mcnemar"] = mcnemar_pooled(c.pooled, ref.pooled)[2]
+    out["n10"], out["n01"], out["p_mcnemar"] = mcnemar_pooled(c.pooled, ref.pooled)
     mine, theirs = c.run_metric_by_cell(metric), ref.run_metric_by_cell(metric)
     cells = sorted(set(mine) & set(theirs))
     out["p_wilcoxon"] = wilcoxon_signed_rank([mine[k] for k in cells], [theirs[k] for k in cells])
@@ -359,17 +360,17 @@ def to_rows(boards: Sequence[Board]) -> list[dict[str, Any]]:
 
 
 def to_json(boards: Sequence[Board]) -> str:
-    return json.dumps(_finite(to_rows(boards)), indent=2) + "\n"
+    return json.dumps(json_ready(to_rows(boards)), indent=2) + "\n"
 
 
-def _finite(obj: Any) -> Any:
+def json_ready(obj: Any) -> Any:
     """NaN is not JSON: undefined numbers become null."""
     if isinstance(obj, float) and not math.isfinite(obj):
         return None
     if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
+        return {k: json_ready(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_finite(v) for v in obj]
+        return [json_ready(v) for v in obj]
     return obj
 
 
@@ -383,7 +384,7 @@ def to_csv(boards: Sequence[Board]) -> str:
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=CSV_KEYS, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
-    for row in _finite(to_rows(boards)):
+    for row in json_ready(to_rows(boards)):
         row["options"] = format_options(row["options"])
         row["uar_ci_low"], row["uar_ci_high"] = row["uar_ci"] or (None, None)
         writer.writerow(row)
