@@ -55,19 +55,29 @@ def _wav_truncated(path: Path) -> str | None:
 
 
 def audio_duration(path: str | Path) -> float:
-    """Seconds of audio, read from the header only (for batching by audio seconds)."""
+    """Seconds of audio from the header only; also catches empty and truncated files early."""
     import soundfile as sf
 
-    p = Path(path)
-    if not p.is_file():
-        raise AudioError(p, "file not found")
+    p = _existing(path)
     try:
+        truncated = _wav_truncated(p)
         info = sf.info(str(p))
     except Exception as exc:  # libsndfile's errors carry no useful type
         raise AudioError(p, f"unreadable audio ({_reason(exc)})") from exc
+    if truncated:
+        raise AudioError(p, truncated)
     if info.samplerate <= 0:
         raise AudioError(p, "header has no sample rate")
     return info.frames / info.samplerate
+
+
+def _existing(path: str | Path) -> Path:
+    p = Path(path)
+    if not p.is_file():
+        raise AudioError(p, "file not found")
+    if p.stat().st_size == 0:
+        raise AudioError(p, "empty file (0 bytes)")
+    return p
 
 
 def load_audio(path: str | Path, sample_rate: int) -> np.ndarray:
@@ -75,11 +85,7 @@ def load_audio(path: str | Path, sample_rate: int) -> np.ndarray:
     import soundfile as sf
     import soxr
 
-    p = Path(path)
-    if not p.is_file():
-        raise AudioError(p, "file not found")
-    if p.stat().st_size == 0:
-        raise AudioError(p, "empty file (0 bytes)")
+    p = _existing(path)
     try:
         truncated = _wav_truncated(p)
         data, rate = sf.read(str(p), dtype="float32", always_2d=True)

@@ -97,5 +97,18 @@ def test_missing_file_and_unreadable_header(tmp_path: Path) -> None:
         load_audio(tmp_path / "nowhere.wav", 16000)
     empty = tmp_path / "empty.wav"
     empty.write_bytes(b"")
-    with pytest.raises(AudioError, match=r"empty\.wav: unreadable audio"):
+    with pytest.raises(AudioError, match=r"empty\.wav: empty file \(0 bytes\)$"):
         audio_duration(empty)
+    junk = tmp_path / "junk.wav"
+    junk.write_bytes(b"RIFF\x00\x00")
+    with pytest.raises(AudioError, match=r"junk\.wav: unreadable audio \("):
+        audio_duration(junk)
+
+
+def test_the_header_reader_catches_truncation_too(tmp_path: Path) -> None:
+    full = _wav(tmp_path / "full.wav").read_bytes()
+    assert audio_duration(tmp_path / "full.wav") == pytest.approx(0.1)
+    cut = tmp_path / "cut.wav"
+    cut.write_bytes(full[:1044])
+    with pytest.raises(AudioError, match=r"cut\.wav: truncated: the header announces 3200 bytes"):
+        audio_duration(cut)
