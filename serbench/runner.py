@@ -81,6 +81,8 @@ class Plan:
     budget: Budget
     components: Components
     skip_bad_audio: bool = False
+    # make_plan's keyword arguments (picklable): worker processes rebuild the same plan from them
+    request: dict[str, Any] = field(default_factory=dict)
 
     def todo(self) -> list[PlannedRun]:
         return [r for r in self.runs if not r.done]
@@ -200,6 +202,10 @@ def make_plan(
     data: DatasetView | None = None,
 ) -> Plan:
     """Validate a sweep and list its runs, marking those the store already holds."""
+    request = dict(methods=list(methods), upstreams=list(upstreams), dataset=dataset,
+                   data_root=data_root, protocol=protocol, budget=budget, seeds=seeds,
+                   folds=folds, options=dict(options or {}),
+                   dataset_options=dict(dataset_options or {}), skip_bad_audio=skip_bad_audio)
     budget = resolve_budget(budget) if isinstance(budget, str) else budget
     if isinstance(seeds, int):
         if seeds <= 0:
@@ -230,7 +236,7 @@ def make_plan(
                 )
                 rid = run_id_for(spec, budget, versions)
                 runs.append(PlannedRun(spec, rid, cond, bool(store and store.has(rid))))
-    return Plan(runs, data, budget, components, skip_bad_audio)
+    return Plan(runs, data, budget, components, skip_bad_audio, request)
 
 
 # ---------------------------------------------------------------------------------- execution
@@ -259,6 +265,15 @@ def seed_everything(seed: int) -> None:
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
     torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def seed_record(seed: int) -> dict[str, Any]:
+    """What seed_everything set, for run.json: the same record means the same random streams."""
+    import torch
+
+    return {"python": seed, "numpy": seed % 2**32, "torch": seed,
+            "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
+            "torch_threads": torch.get_num_threads()}
 
 
 def environment(device: Any, components: Components) -> dict[str, Any]:
@@ -290,12 +305,18 @@ def _sample_trial(search: Mapping[str, Sequence[Any]], keep: Mapping[str, Any], 
     return {k: rng.choice(list(v)) for k, v in search.items() if k not in keep}
 
 
-def execute_run(plan: Plan, run: PlannedRun, device: Any, quiet: bool = True) -> tuple[
+def execute_run(plan: Plan, run: PlannedRun, device: Any, quiet: bool = True,
+                progress: Callable[[str], None] | None = None) -> tuple[
     dict[str, Any], list[dict[str, Any]]
 ]:
-    """Train and test one run; returns its record and predictions (nothing is stored here)."""
+    """Train and test one run; returns its record and predictions (nothing is stored here).
+
+    Under torchrun every rank calls this with the same run: the model is wrapped for
+    DistributedDataParallel and device seconds are summed over ranks (serbench.distributed).
+    """
     import numpy as np
 
+    from .distributed import current_world
     from .feeds import AudioFeed, CachedFeed
     from .metrics import compute_metrics
     from .training import predict, train
@@ -364,8 +385,11 @@ def execute_run(plan: Plan, run: PlannedRun, device: Any, quiet: bool = True) ->
             stages=cond.method.stages,
         )
         model = cond.method.build(ctx).to(device)
-        usage = train(model, feed, trial_budget, cond.method.stages,
-                      float(options.get("lr", 1e-3)), device, spec.seed, labels)
+        world = current_world()
+        usage = train(world.wrap(model) if world else model, feed, trial_budget,
+                      cond.method.stages, float(options.get("lr", 1e-3)), device, spec.seed,
+                      labels, progress=progress,
+                      share_seconds=world.total_seconds if world else None)
         trials.append({"options": options, "best_dev_uar": usage.best_dev_uar,
                        "usage": usage.as_dict()})
         if best is None or (usage.best_dev_uar or 0) > (best[1].best_dev_uar or 0):
@@ -390,6 +414,7 @@ def execute_run(plan: Plan, run: PlannedRun, device: Any, quiet: bool = True) ->
         "status": "ok",
         "error": None,
         "spec": spec.as_dict(),
+        "seeds": seed_record(spec.seed),
         "options": options,
         "budget": {**_budget_dict(budget), "signature": budget.signature()},
         "usage": usage_dict,

@@ -163,12 +163,15 @@ class Budget:
     eval_every: int = 100
     precision: Literal["fp32", "bf16"] = "fp32"
     device: str = "auto"
+    # where a run is placed (Ray task resources), not what it may spend: not in the signature
+    cpus: int = 1
+    memory_gb: float = 0.0  # 0: reserve nothing
 
     def signature(self) -> str:
-        """What makes two budgets comparable: every limit, not the name."""
+        """What makes two budgets comparable: every limit, not the name nor the placement."""
         d = asdict(self)
-        d.pop("name")
-        d.pop("device")
+        for key in ("name", "device", "cpus", "memory_gb"):
+            d.pop(key)
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
 
 

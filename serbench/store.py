@@ -2,7 +2,11 @@
 
 ``runs/<run_id>/run.json`` and ``predictions.jsonl`` are written into a temporary folder and renamed
 into place, so a crash never leaves half a run. ``serbench.db`` is only an index: it can be rebuilt
-from the folders at any time (``serbench results rebuild-index``). See ``docs/results.md``.
+from the folders at any time (``serbench results rebuild-index``), and ``ensure`` indexes any run
+folder a crash left unindexed. See ``docs/results.md``.
+
+Crash tests set ``SERBENCH_FAULT`` to ``store-before-rename`` or ``store-before-index``: the
+process then SIGKILLs itself at that point of ``write``, as a power cut would.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import sqlite3
 import tempfile
 import time
@@ -60,6 +65,11 @@ class Store:
                              "choose another with --results") from None
         with self._connect() as db:
             self._create(db)
+            indexed = {row[0] for row in db.execute("SELECT run_id FROM runs")}
+        for path in sorted(self.runs_dir.iterdir()):  # crashed between rename and index
+            if path.name not in indexed and not path.name.startswith("."):
+                if (path / "run.json").is_file():
+                    self._index(self.read_record(path.name))
 
     def has(self, run_id: str, status: str = "ok") -> bool:
         path = self.runs_dir / run_id / "run.json"
@@ -86,6 +96,7 @@ class Store:
             _write_file(tmp / "predictions.jsonl",
                         "".join(json.dumps(p, sort_keys=True) + "\n" for p in predictions))
             _write_file(tmp / "run.json", json.dumps(body, indent=2, sort_keys=True, default=str))
+            _fault("store-before-rename")
             if final.exists():  # a failed attempt: move it aside, then swap in the new one
                 old = self.runs_dir / f".old-{run_id}-{os.getpid()}-{time.time_ns()}"
                 os.rename(final, old)
@@ -98,6 +109,7 @@ class Store:
                     shutil.rmtree(tmp, ignore_errors=True)
                     return final
             _fsync_dir(self.runs_dir)
+            _fault("store-before-index")
         except OSError as exc:
             shutil.rmtree(tmp, ignore_errors=True)
             raise StoreError(f"could not store run {run_id} in {self.root}: {exc.strerror or exc}; "
@@ -254,6 +266,12 @@ def index_row(record: Mapping[str, Any]) -> dict[str, Any]:
         "test_hash": record.get("test_hash"),
         "created": record.get("created"),
     }
+
+
+def _fault(point: str) -> None:
+    """Crash-test hook: die here, without any cleanup, when ``SERBENCH_FAULT`` names this point."""
+    if os.environ.get("SERBENCH_FAULT") == point:
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _checksum(predictions: Sequence[Mapping[str, Any]]) -> str:

@@ -67,16 +67,23 @@ class Feed:
 
 
 class _Clock:
-    """Device seconds of one stage, with a hard stop through SIGALRM in the main thread."""
+    """Device seconds of one stage, with a hard stop through SIGALRM in the main thread.
 
-    def __init__(self, limit: float, device: Any) -> None:
+    ``share(seconds)`` (distributed runs) turns this rank's seconds into the total over all
+    ranks; every rank then sees the same ``used`` and stops at the same step, so the timer that
+    would interrupt one rank alone mid-step is off.
+    """
+
+    def __init__(self, limit: float, device: Any,
+                 share: Callable[[float], float] | None = None) -> None:
         self.limit = limit
         self.used = 0.0
         self.device = device
+        self._share = share
         self._armed = False
         self._start = 0.0
-        self._timer = threading.current_thread() is threading.main_thread() and hasattr(
-            signal, "setitimer"
+        self._timer = share is None and (
+            threading.current_thread() is threading.main_thread() and hasattr(signal, "setitimer")
         )
 
     def _sync(self) -> None:
@@ -109,7 +116,8 @@ class _Clock:
             if self._timer:
                 signal.setitimer(signal.ITIMER_REAL, 0)
                 signal.signal(signal.SIGALRM, previous)
-            self.used += time.perf_counter() - self._start
+            elapsed = time.perf_counter() - self._start
+            self.used += self._share(elapsed) if self._share else elapsed
 
 
 class MeteredData:
@@ -224,6 +232,7 @@ def train(
     seed: int,
     labels: Sequence[str],
     progress: Callable[[str], None] | None = None,
+    share_seconds: Callable[[float], float] | None = None,
 ) -> Usage:
     """Run every stage within its share of the budget; leave the best dev checkpoint loaded."""
     import torch
@@ -238,7 +247,7 @@ def train(
     reasons: list[str] = []
     for index, (stage, max_steps, max_seconds) in enumerate(plan):
         final_stage = index == len(plan) - 1
-        clock = _Clock(max_seconds, device)
+        clock = _Clock(max_seconds, device, share_seconds)
         stage_steps = 0
         stopped = "max_steps"
         begin = getattr(model, "begin_stage", None)
