@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
-from serbench_datasets.download import DownloadError, download_emodb, fetch
+from serbench_datasets.download import DownloadError, download_emodb, download_ravdess, fetch
 
 
 class Archive(BaseHTTPRequestHandler):
@@ -132,3 +132,15 @@ def test_offline_fails_at_once_saying_what_to_do(tmp_path: Path) -> None:
         f"http://emodb.bilderbar.info/download/download.zip elsewhere and unzip it into "
         f"{tmp_path / 'emodb'} (it must hold wav/ with 535 files)"
     )
+
+
+def test_ravdess_archive_is_checked_against_its_md5(server: str, tmp_path: Path) -> None:
+    Archive.payload = make_zip({"Actor_01/03-01-01-01-01-01-01.wav": b"RIFF0000",
+                                "Actor_02/03-01-02-01-01-01-02.wav": b"RIFF1111"})
+    md5 = hashlib.md5(Archive.payload).hexdigest()
+    root = tmp_path / "ravdess"
+    with pytest.raises(DownloadError, match=r"md5 [0-9a-f]{32} does not match the expected 0+;"):
+        download_ravdess(root, url=server, md5="0" * 32)
+    download_ravdess(root, url=server, md5=md5)
+    assert sorted(str(p.relative_to(root)) for p in root.rglob("*.wav")) == [
+        "Actor_01/03-01-01-01-01-01-01.wav", "Actor_02/03-01-02-01-01-01-02.wav"]

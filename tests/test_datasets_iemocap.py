@@ -139,6 +139,9 @@ def test_full_label_set_and_improvised_subset(spec, root: Path) -> None:
     assert Counter(u.label for u in full) == {
         "neutral": 5, "happy": 3, "excited": 2, "sad": 3, "angry": 2, "frustrated": 1,
         "disgusted": 1, "surprised": 1}  # 'xxx' (no majority) is never a label
+    everything = load_utterances(spec, root, dataset_options(spec, ["label_set=all"]))
+    assert len(everything) == 19  # every summary line, 'xxx' included as no_agreement
+    assert {u.key: u.label for u in everything}["Ses01F_impro01_F001"] == "no_agreement"
     impro = load_utterances(spec, root, dataset_options(spec, ["improvised=true"]))
     assert sorted(u.key for u in impro) == [
         "Ses01F_impro01_F000", "Ses01F_impro01_F002", "Ses01F_impro01_M000",

@@ -30,8 +30,9 @@ FULL = {
 }
 FOUR_CLASS = {"neu": "neutral", "hap": "happy", "exc": "happy", "ang": "angry", "sad": "sad"}
 NO_MAJORITY = "xxx"
-LABELS = tuple(sorted(set(FULL.values())))
-LABEL_SETS = ("4class", "full")
+# ``all`` keeps the utterances without a majority too, so the published 10,039 can be checked
+LABEL_SETS = {"4class": FOUR_CLASS, "full": FULL, "all": {**FULL, NO_MAJORITY: "no_agreement"}}
+LABELS = tuple(sorted(set(LABEL_SETS["all"].values())))
 GENDER = {"F": "female", "M": "male"}
 
 
@@ -44,8 +45,8 @@ def load_manifest(root: Path, options: Mapping[str, Any]) -> list[Utterance]:
     root = Path(root)
     label_set = options.get("label_set", "4class")
     if label_set not in LABEL_SETS:
-        raise ConfigError(f"iemocap option label_set={label_set!r}: use 4class or full")
-    mapping = FOUR_CLASS if label_set == "4class" else FULL
+        raise ConfigError(f"iemocap option label_set={label_set!r}: use 4class, full or all")
+    mapping = LABEL_SETS[label_set]
     improvised_only = bool(options.get("improvised", False))
     out: list[Utterance] = []
     for n in range(1, 6):
@@ -58,7 +59,7 @@ def load_manifest(root: Path, options: Mapping[str, Any]) -> list[Utterance]:
         texts = _transcripts(session / "dialog" / "transcriptions")
         for label_file in _visible((session / "dialog" / "EmoEvaluation").glob("*.txt")):
             for uid, code, seconds in _summary_lines(label_file, n):
-                if code == NO_MAJORITY or code not in mapping:
+                if code not in mapping:
                     continue
                 if improvised_only and "_impro" not in uid:
                     continue
@@ -135,7 +136,7 @@ def spec() -> DatasetSpec:
         folds=folds,
         description=(
             "IEMOCAP: dyadic acted English, 5 sessions, 10 speakers; 4-class standard set "
-            "(neutral, happy+excited, angry, sad) by default (licensed)"
+            "(neutral, happy+excited, angry, sad) unless label_set=full|all (licensed)"
         ),
         licence="IEMOCAP licence (USC SAIL release form)",
         citation="Busso et al., IEMOCAP: Interactive emotional dyadic motion capture database, "
