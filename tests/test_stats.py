@@ -1,0 +1,203 @@
+"""Statistics: exact tests against scipy and by hand, pooling, and error rates in simulation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import stats as sps
+
+from serbench.metrics import compute_metrics, metric_from_confusion
+from serbench.simulate import make_corpus, simulate_predictions
+from serbench.stats import (
+    Pooled,
+    bootstrap_weights,
+    holm,
+    mcnemar_exact,
+    mcnemar_pooled,
+    paired_bootstrap,
+    percentile_ci,
+    pool,
+    rng_for,
+    wilcoxon_signed_rank,
+)
+
+LABELS = ("ang", "hap", "neu", "sad")
+
+
+# --------------------------------------------------------------------------- exact tests
+
+
+def test_mcnemar_matches_a_hand_computed_binomial() -> None:
+    # 1 vs 9 discordant pairs: p = 2 * (C(10,0) + C(10,1)) / 2**10
+    assert mcnemar_exact(1, 9) == pytest.approx(2 * 11 / 1024)
+    assert mcnemar_exact(9, 1) == pytest.approx(2 * 11 / 1024)
+    assert mcnemar_exact(0, 5) == pytest.approx(2 / 32)
+    assert mcnemar_exact(4, 4) == 1.0
+    assert mcnemar_exact(0, 0) == 1.0
+
+
+@pytest.mark.parametrize("b,c", [(3, 12), (20, 31), (0, 1), (7, 7), (50, 20)])
+def test_mcnemar_matches_scipy_binomtest(b: int, c: int) -> None:
+    want = sps.binomtest(b, b + c, 0.5).pvalue
+    assert mcnemar_exact(b, c) == pytest.approx(want, rel=1e-9)
+
+
+def test_mcnemar_is_vectorised() -> None:
+    got = mcnemar_exact(np.array([1, 4, 0]), np.array([9, 4, 0]))
+    assert got == pytest.approx([2 * 11 / 1024, 1.0, 1.0])
+
+
+def test_mcnemar_counts_majority_of_seeds_correctness() -> None:
+    # utterance u0: A right in 2 of 3 seeds, B in 1 of 3 -> (A right, B wrong); u1 the reverse.
+    keys = ["u0", "u1", "u2"] * 3
+    spk = ["s0", "s1", "s2"] * 3
+    y = [0, 1, 2] * 3
+    a = pool(keys, spk, y, [0, 0, 2, 0, 1, 2, 1, 0, 2], LABELS)  # u0 2/3, u1 1/3, u2 3/3
+    b = pool(keys, spk, y, [1, 1, 2, 0, 1, 2, 1, 1, 2], LABELS)  # u0 1/3, u1 2/3, u2 3/3
+    assert mcnemar_pooled(a, b) == (1, 1, 1.0)
+
+
+def test_wilcoxon_matches_scipy_and_a_hand_computed_case() -> None:
+    # five positive differences: the exact two-sided p is 2 / 2**5
+    assert wilcoxon_signed_rank([0.6, 0.7, 0.8, 0.9, 1.0], [0.5, 0.5, 0.5, 0.5, 0.5]) == \
+        pytest.approx(2 / 32)
+    rng = np.random.default_rng(3)
+    a, b = rng.random(12), rng.random(12)
+    assert wilcoxon_signed_rank(a, b) == pytest.approx(sps.wilcoxon(a, b).pvalue)
+    assert wilcoxon_signed_rank([0.5, 0.6], [0.5, 0.6]) == 1.0
+    # tied magnitudes (mid-ranks 2, 2, 2, 4.5, 4.5, 6): negative rank sum <= 2 in 4 of the 2**6
+    # sign flips (none negative, or one of the rank-2 ones), so p = 2 * 4 / 64
+    assert wilcoxon_signed_rank([1, 1, 2, 2, 3, -1], [0] * 6) == pytest.approx(0.125)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_wilcoxon_with_ties_matches_scipy_exhaustive_permutation(seed: int) -> None:
+    d = np.round(np.random.default_rng(seed).normal(0.3, 1, 12), 1)  # 2**12 < scipy's 9999
+    d[:2] = [0.5, -0.5]  # a tie across signs
+    assert wilcoxon_signed_rank(d, np.zeros(12)) == pytest.approx(sps.wilcoxon(d).pvalue)
+    assert wilcoxon_signed_rank([], []) is None
+
+
+def test_holm_by_hand() -> None:
+    # sorted 0.005*4=0.02, 0.01*3=0.03, 0.03*2=0.06, 0.04*1 -> kept monotone at 0.06
+    assert holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert holm([0.5, None, 0.01]) == [pytest.approx(0.5), None, pytest.approx(0.02)]
+    assert holm([0.9, 0.3]) == pytest.approx([0.9, 0.6])
+    assert holm([0.9, 0.8]) == [1.0, 1.0]  # capped at 1
+    assert holm([]) == []
+
+
+# --------------------------------------------------------------------------- pooling
+
+
+def test_pool_averages_runs_per_utterance() -> None:
+    keys = ["b", "a", "c", "a", "b", "c"]  # two seeds, each covering a, b, c once
+    pooled = pool(keys, ["s1", "s0", "s1", "s0", "s1", "s1"], [1, 0, 2, 0, 1, 2],
+                  [1, 0, 0, 1, 1, 2], LABELS)
+    assert pooled.keys.tolist() == ["a", "b", "c"]
+    assert pooled.speaker_names == ("s0", "s1")
+    assert pooled.votes.tolist() == [[0.5, 0.5, 0, 0], [0, 1, 0, 0], [0.5, 0, 0.5, 0]]
+    assert pooled.correct().tolist() == [0.5, 1.0, 0.5]
+    assert pooled.speaker_confusions().sum(axis=0).tolist() == pooled.confusion().tolist()
+    # pooled UAR = mean over seeds of each seed's UAR
+    seed0 = compute_metrics([1, 0, 2], [1, 0, 0], LABELS)["uar"]
+    seed1 = compute_metrics([0, 1, 2], [1, 1, 2], LABELS)["uar"]
+    assert pooled.metric("uar") == pytest.approx((seed0 + seed1) / 2)
+
+
+def test_pool_refuses_a_key_with_two_labels() -> None:
+    with pytest.raises(ValueError, match="utterance 'a' has different true labels"):
+        pool(["a", "a"], ["s", "s"], [0, 1], [0, 1], LABELS)
+
+
+def test_single_run_pooled_metrics_equal_compute_metrics() -> None:
+    rng = np.random.default_rng(0)
+    corpus = make_corpus(rng, n_speakers=6, per_speaker=20)
+    pred = simulate_predictions(corpus, 0.5, 1, rng)[0]
+    pooled = pool(corpus.keys, corpus.speakers, corpus.y_true, pred, LABELS)
+    want = compute_metrics(corpus.y_true, pred, LABELS)
+    for m in ("uar", "war", "macro_f1"):
+        assert pooled.metric(m) == pytest.approx(want[m])
+
+
+def test_bootstrap_metric_is_vectorised_over_replicates() -> None:
+    rng = np.random.default_rng(1)
+    corpus = make_corpus(rng, n_speakers=5, per_speaker=12)
+    pred = simulate_predictions(corpus, 0.0, 1, rng)[0]
+    pooled = pool(corpus.keys, corpus.speakers, corpus.y_true, pred, LABELS)
+    w = bootstrap_weights(5, 50, rng_for(0, "ab"))
+    assert w.shape == (50, 5) and (w.sum(axis=1) == 5).all()
+    boot = np.einsum("bs,sij->bij", w, pooled.speaker_confusions())
+    vec = metric_from_confusion(boot, "macro_f1")
+    one_by_one = [metric_from_confusion(c, "macro_f1") for c in boot]
+    assert np.allclose(vec, one_by_one)
+    # replicate 0 is the metric of the utterances of the speakers it drew, each as often as drawn
+    idx = np.concatenate([np.flatnonzero(pooled.speakers == s) for s in range(5)
+                          for _ in range(w[0, s])])
+    assert vec[0] == pytest.approx(compute_metrics(corpus.y_true[idx], pred[idx],
+                                                   LABELS)["macro_f1"])
+
+
+def test_same_seed_same_draws() -> None:
+    a = bootstrap_weights(10, 20, rng_for(0, "0123abcd"))
+    assert (a == bootstrap_weights(10, 20, rng_for(0, "0123abcd"))).all()
+    assert not (a == bootstrap_weights(10, 20, rng_for(1, "0123abcd"))).all()
+
+
+def test_ci_widens_with_few_speakers() -> None:
+    samples = np.random.default_rng(0).normal(0.5, 0.05, 4000)
+    lo5, hi5 = percentile_ci(samples, 5)
+    lo50, hi50 = percentile_ci(samples, 50)
+    assert hi5 - lo5 > hi50 - lo50 > 0.18  # plain 95 % interval is about 0.196 wide
+    assert np.isnan(percentile_ci(samples, 1)[0])
+
+
+# --------------------------------------------------------------------------- error rates
+
+
+def _pair(seed: int, shift: float, n_speakers: int = 10, seeds: int = 1) -> tuple[Pooled, ...]:
+    rng = np.random.default_rng(seed)
+    corpus = make_corpus(rng, n_speakers=n_speakers, per_speaker=40)
+    out = []
+    for skill in (0.5, 0.5 + shift):
+        pred = simulate_predictions(corpus, skill, seeds, rng)
+        out.append(pool(np.tile(corpus.keys, seeds), np.tile(corpus.speakers, seeds),
+                        np.tile(corpus.y_true, seeds), pred.ravel(), LABELS))
+    return out[0], out[1], corpus, pred
+
+
+def _three_p(seed: int, shift: float, seeds: int = 1) -> tuple[float, float, float]:
+    a, b, corpus, _ = _pair(seed, shift, seeds=seeds)
+    p_boot = paired_bootstrap(a, b, n_boot=400, seed=seed, test_id="0f").p
+    p_mc = mcnemar_pooled(a, b)[2]
+    per_speaker = [metric_from_confusion(x.speaker_confusions(), "uar") for x in (a, b)]
+    p_w = wilcoxon_signed_rank(*per_speaker)  # LOSO: one fold per speaker
+    return p_boot, p_mc, p_w
+
+
+def test_same_systems_are_called_different_in_about_alpha_of_simulations() -> None:
+    """Two systems equal in distribution: each test rejects at α = 0.05 in about 5 % of 300
+    simulated corpora (binomial sd 1.3 %; a too-narrow bootstrap would be near 10 %)."""
+    ps = np.array([_three_p(seed, 0.0) for seed in range(300)])
+    rates = (ps < 0.05).mean(axis=0)
+    for name, rate in zip(("bootstrap", "McNemar", "Wilcoxon"), rates, strict=True):
+        assert 0.015 <= rate <= 0.085, f"{name} false-positive rate {rate:.3f}"
+
+
+def test_null_rate_holds_when_seeds_are_pooled() -> None:
+    ps = np.array([_three_p(seed, 0.0, seeds=3)[:2] for seed in range(1000, 1200)])
+    rates = (ps < 0.05).mean(axis=0)
+    assert (rates <= 0.09).all(), rates
+
+
+def test_a_planted_difference_is_detected() -> None:
+    ps = np.array([_three_p(seed, 1.0) for seed in range(20)])
+    assert (ps < 0.05).mean(axis=0).tolist() == [1.0, 1.0, 1.0]
+
+
+def test_paired_bootstrap_ci_and_p_agree() -> None:
+    for seed in range(30):
+        a, b, _, _ = _pair(seed, 0.3)
+        r = paired_bootstrap(a, b, n_boot=300, seed=0, test_id="0f")
+        assert r.ci[0] <= r.delta <= r.ci[1]
+        assert (r.p < 0.05) == (r.ci[0] > 0 or r.ci[1] < 0)
