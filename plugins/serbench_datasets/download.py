@@ -78,6 +78,8 @@ def fetch(url: str, dest: Path, *, checksum: tuple[str, str] | None = None,
                 done += len(exc.partial)
             except OSError:  # a timeout or reset mid-way: the part file is resumed next time
                 pass
+    if sys.stderr.isatty():
+        print(file=sys.stderr)  # end the progress line
     if total and done < total:
         raise DownloadError(
             f"the download of {url} stopped at {done} of {total} bytes; run the command again "
@@ -86,7 +88,7 @@ def fetch(url: str, dest: Path, *, checksum: tuple[str, str] | None = None,
     return _finish(part, dest, checksum, url)
 
 
-def _range_start(resp: object) -> int | None:
+def _range_start(resp: http.client.HTTPResponse) -> int | None:
     value = resp.headers.get("Content-Range", "")  # "bytes 100-999/1000"
     try:
         return int(value.split()[1].split("-")[0])
@@ -94,7 +96,7 @@ def _range_start(resp: object) -> int | None:
         return None
 
 
-def _total(resp: object, offset: int) -> int | None:
+def _total(resp: http.client.HTTPResponse, offset: int) -> int | None:
     length = resp.headers.get("Content-Length")
     return offset + int(length) if length and length.isdigit() else None
 
