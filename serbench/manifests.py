@@ -253,17 +253,6 @@ def _write_cache(
 # ------------------------------------------------------------------------------------ folds
 
 
-def dataset_labels(spec: DatasetSpec, utterances: Iterable[Utterance]) -> tuple[str, ...]:
-    """The classes a run trains on: the dataset's labels that occur, in the dataset's order.
-
-    ``spec.labels`` is every label a dataset may produce (IEMOCAP's full set, the manifest's
-    canonical names); options such as IEMOCAP's default 4-class set use fewer of them.
-    """
-    present = {u.label for u in utterances}
-    return tuple(label for label in spec.labels if label in present)
-
-
-
 def load_folds(
     spec: DatasetSpec,
     utterances: list[Utterance],
