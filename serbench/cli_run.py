@@ -36,19 +36,30 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dry-run", action="store_true", help="print the plan, run nothing")
     p.add_argument("--json", action="store_true", help="one JSON object per run on stdout")
     p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.add_argument("--workers", type=int, default=1, metavar="N",
+                   help="run N runs at once in local processes (default 1)")
+    p.add_argument("--executor", default="local", metavar="E",
+                   help="local (default) or ray: one Ray task per run, with the budget's resources")
+    p.add_argument("--address", metavar="ADDR",
+                   help="Ray cluster address for --executor ray (default $RAY_ADDRESS, else a "
+                        "new local instance)")
 
 
 def handle(args: argparse.Namespace) -> int:
     from .budgets import load_budget_file, resolve_budget
+    from .executors import is_primary, make_executor
     from .options import parse_pairs
     from .registry import collect
-    from .runner import make_plan, run_plan
+    from .runner import make_plan
     from .specs import ConfigError
     from .store import Store
 
     if not args.method or not args.upstream or not args.dataset:
         missing = [f"--{n}" for n in ("method", "upstream", "dataset") if not getattr(args, n)]
         raise ConfigError(f"serbench run needs {', '.join(missing)}")
+    executor = make_executor(args.executor, args.workers, args.address)
+    if not is_primary():  # torchrun ranks > 0 train silently; rank 0 reports and stores
+        args.quiet = True
     components = collect()
     extra = load_budget_file(args.budgets) if args.budgets else {}
     budget = resolve_budget(args.budget, extra)
@@ -73,10 +84,10 @@ def handle(args: argparse.Namespace) -> int:
         elif not args.quiet or out["status"] == "failed":
             print(_line(out), flush=True)
 
-    outcomes = run_plan(plan, store, device=args.device, quiet=args.quiet or args.json,
-                        report=report)
+    outcomes = executor.run(plan, store, device=args.device, quiet=args.quiet or args.json,
+                            report=report)
     failed = [o for o in outcomes if o["status"] == "failed"]
-    if failed and not args.json:
+    if failed and not args.json and is_primary():
         print(f"serbench: {len(failed)} of {len(outcomes)} runs failed; their errors are stored "
               "and running the same command again retries them", file=sys.stderr)
     return 1 if failed else 0
