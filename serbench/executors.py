@@ -1,0 +1,336 @@
+"""Where a sweep's runs execute: here, in N local processes, on a Ray cluster, or under torchrun.
+
+Every executor takes a validated :class:`~serbench.runner.Plan` and returns one outcome per run, in
+plan order, reporting each as it finishes. Runs are independent, so a sweep spreads over processes
+by run; workers rebuild the plan from ``Plan.request`` (plugins hold callables that do not travel)
+and check that they compute the same run ids.
+
+Who writes the store:
+
+- local workers (``--workers N``) write their own runs: the store is a local folder that is safe for
+  concurrent writers (atomic renames, SQLite in WAL mode), so the driver never serialises them;
+- Ray tasks (``--executor ray``) return the record and predictions and the *driver* writes them, so
+  worker nodes need the corpus (and their own feature cache) but not the results folder;
+- under torchrun every rank trains the same run and rank 0 writes (:mod:`serbench.distributed`).
+
+Ray tasks ask for the resources their budget declares: ``num_gpus=1`` when the budget's device is
+CUDA (or ``auto`` on a cluster that has GPUs), ``num_cpus=budget.cpus``, ``memory=budget.memory_gb``
+(GiB).
+Their progress (start, node, dev evaluations) streams back to the driver through a Ray queue.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from typing import Any, Callable, Mapping
+
+from .specs import Budget, ConfigError
+
+Report = Callable[[dict[str, Any]], None]
+EXECUTORS = ("local", "ray")
+
+
+class ExecutorError(ConfigError):
+    """A worker or the cluster failed in a way no run record can hold."""
+
+
+# ---------------------------------------------------------------------------------- workers
+
+_PLANS: dict[str, Any] = {}  # one rebuilt plan per request, per worker process
+
+
+def _worker_plan(request: Mapping[str, Any]) -> Any:
+    import json
+
+    from .registry import collect
+    from .runner import make_plan
+
+    key = json.dumps(request, sort_keys=True, default=repr)
+    if key not in _PLANS:
+        _PLANS[key] = make_plan(collect(), **request)
+    return _PLANS[key]
+
+
+def worker_request(plan: Any) -> dict[str, Any]:
+    """``plan.request`` with the corpus root and protocol the driver resolved, so workers agree."""
+    return {**plan.request, "data_root": str(plan.dataset.root.resolve()),
+            "protocol": plan.dataset.protocol}
+
+
+def execute_one(request: Mapping[str, Any], run_id: str, device: str | None, quiet: bool,
+                results: str | None, progress: Any = None) -> dict[str, Any]:
+    """Run one planned run in this (worker) process.
+
+    Returns ``{"record": ...}`` plus ``"predictions"`` when ``results`` is ``None`` (the driver
+    stores them), or ``{"fatal": message}`` for an error that stops the sweep (bad audio, a plan
+    the worker cannot rebuild), which the driver raises.
+    """
+    from .audio import AudioError
+    from .cli import error_line
+    from .runner import execute_run, failed_record, resolve_device
+    from .store import Store
+
+    try:
+        plan = _worker_plan(request)
+        run = next((r for r in plan.runs if r.run_id == run_id), None)
+        if run is None:
+            raise ExecutorError(f"worker {_host()} computes other run ids than the driver (run "
+                                f"{run_id} missing): install the same serbench and plugin "
+                                "versions on every node")
+        dev = resolve_device(device or plan.budget.device)
+    except ConfigError as exc:
+        return {"fatal": error_line(exc)}
+
+    def tell(message: str) -> None:
+        if progress is not None:
+            progress(run_id, message)
+
+    tell(f"started on {_host()} ({dev})")
+    try:
+        record, predictions = execute_run(plan, run, dev, quiet=quiet, progress=tell)
+    except AudioError as exc:
+        return {"fatal": error_line(exc)}
+    except Exception as exc:  # this run failed: it is stored as failed, the sweep goes on
+        record, predictions = failed_record(plan, run, error_line(exc), dev), []
+    if results is None:
+        return {"record": record, "predictions": predictions}
+    Store(results).write(record, predictions)
+    return {"record": record}
+
+
+def _host() -> str:
+    import socket
+
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _init_local_worker(threads: int) -> None:
+    """Share the cores: N workers × ``threads`` intra-op threads."""
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def _print_progress(run_id: str, message: str) -> None:
+    print(f"serbench: run {run_id}: {message}", file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------------------------- executors
+
+
+class _Sweep:
+    """Bookkeeping shared by the executors: skipped runs, outcomes in plan order, the hook."""
+
+    def __init__(self, plan: Any, store: Any, report: Report | None) -> None:
+        from .runner import outcome
+
+        self.plan, self.store, self.report = plan, store, report
+        self.by_id = {r.run_id: r for r in plan.runs}
+        self.outcomes: dict[str, dict[str, Any]] = {}
+        self.todo = []
+        for run in plan.runs:
+            if run.done or store.has(run.run_id):
+                self._emit(run.run_id, outcome(run, store.read_record(run.run_id), "skipped"))
+            else:
+                self.todo.append(run)
+
+    def finished(self, record: Mapping[str, Any]) -> None:
+        from .runner import _notify, outcome
+
+        _notify(self.plan, record)
+        run = self.by_id[record["run_id"]]
+        self._emit(run.run_id, outcome(run, record, record["status"]))
+
+    def _emit(self, run_id: str, out: dict[str, Any]) -> None:
+        self.outcomes[run_id] = out
+        if self.report:
+            self.report(out)
+
+    def result(self) -> list[dict[str, Any]]:
+        return [self.outcomes[r.run_id] for r in self.plan.runs if r.run_id in self.outcomes]
+
+
+class LocalExecutor:
+    """``--workers N``: N processes on this machine (1: in this process, no pool)."""
+
+    def __init__(self, workers: int = 1) -> None:
+        if workers < 1:
+            raise ConfigError(f"--workers must be at least 1, got {workers}")
+        self.workers = workers
+
+    def run(self, plan: Any, store: Any, *, device: str | None = None, quiet: bool = False,
+            report: Report | None = None) -> list[dict[str, Any]]:
+        from .runner import run_plan
+
+        if self.workers == 1:
+            return run_plan(plan, store, device=device, quiet=quiet, report=report)
+        import multiprocessing
+
+        store.ensure()
+        sweep = _Sweep(plan, store, report)
+        if not sweep.todo:
+            return sweep.result()
+        request = worker_request(plan)
+        n = min(self.workers, len(sweep.todo))
+        threads = max(1, (os.cpu_count() or 1) // n)
+        progress = None if quiet else _print_progress
+        pool = ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=_init_local_worker, initargs=(threads,))
+        try:
+            pending = {pool.submit(execute_one, request, r.run_id, device, True,
+                                   str(store.root), progress) for r in sweep.todo}
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    _finish(sweep, _result(future), store_it=False)
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+        return sweep.result()
+
+
+def _result(future: Any) -> dict[str, Any]:
+    from concurrent.futures.process import BrokenProcessPool
+
+    try:
+        return future.result()
+    except BrokenProcessPool:
+        raise ExecutorError("a worker process died (killed or out of memory); runs stored so "
+                            "far are kept: run the same command again to finish") from None
+
+
+def _finish(sweep: _Sweep, result: Mapping[str, Any], store_it: bool) -> None:
+    if "fatal" in result:
+        raise ExecutorError(result["fatal"])
+    record = result["record"]
+    if store_it:
+        sweep.store.write(record, result["predictions"])
+    sweep.finished(record)
+
+
+def task_resources(budget: Budget, device: str | None, cluster_gpus: float) -> dict[str, Any]:
+    """Ray task options for one run under ``budget``."""
+    name = device or budget.device
+    if not isinstance(budget.cpus, int) or isinstance(budget.cpus, bool) or budget.cpus < 1:
+        raise ConfigError(f"budget {budget.name!r}: cpus must be a positive integer, "
+                          f"got {budget.cpus!r}")
+    if not isinstance(budget.memory_gb, (int, float)) or budget.memory_gb < 0:
+        raise ConfigError(f"budget {budget.name!r}: memory_gb must be a number >= 0, "
+                          f"got {budget.memory_gb!r}")
+    gpus = 1 if name.startswith("cuda") or (name == "auto" and cluster_gpus > 0) else 0
+    if gpus and cluster_gpus <= 0:
+        raise ConfigError(f"budget {budget.name!r} asks for device {name!r}, but the Ray "
+                          "cluster has no GPU; use --device cpu or a cluster with GPUs")
+    out: dict[str, Any] = {"num_cpus": budget.cpus, "num_gpus": gpus}
+    if budget.memory_gb > 0:
+        out["memory"] = int(budget.memory_gb * 2**30)
+    return out
+
+
+class RayExecutor:
+    """``--executor ray [--address ADDR]``: one Ray task per run; the driver stores results."""
+
+    def __init__(self, address: str | None = None) -> None:
+        self.address = address
+
+    def _connect(self) -> Any:
+        try:
+            import ray
+        except ImportError:
+            raise ConfigError("--executor ray needs Ray: pip install 'serbench[ray]'") from None
+        if not ray.is_initialized():
+            try:
+                ray.init(address=self.address, log_to_driver=False,
+                         logging_level="ERROR", include_dashboard=False)
+            except (ConnectionError, RuntimeError, ValueError) as exc:
+                where = self.address or os.environ.get("RAY_ADDRESS") or "a new local instance"
+                raise ExecutorError(f"cannot start or reach the Ray cluster at {where}: "
+                                    f"{' '.join(str(exc).split())[:200]}") from None
+        return ray
+
+    def run(self, plan: Any, store: Any, *, device: str | None = None, quiet: bool = False,
+            report: Report | None = None) -> list[dict[str, Any]]:
+        store.ensure()
+        sweep = _Sweep(plan, store, report)
+        if not sweep.todo:
+            return sweep.result()
+        ray = self._connect()
+        from ray.util.queue import Empty, Queue
+
+        resources = task_resources(plan.budget, device,
+                                   float(ray.cluster_resources().get("GPU", 0)))
+        queue = Queue(actor_options={"num_cpus": 0})
+        request = worker_request(plan)
+        task = ray.remote(_ray_task).options(max_retries=0, **resources)
+        pending = {task.remote(request, r.run_id, device, queue): r for r in sweep.todo}
+        try:
+            while pending:
+                done, _ = ray.wait(list(pending), num_returns=1, timeout=0.5)
+                while True:  # progress first: a run's last events come before its result
+                    try:
+                        run_id, message = queue.get_nowait()
+                    except Empty:
+                        break
+                    if not quiet:
+                        _print_progress(run_id, message)
+                for ref in done:
+                    pending.pop(ref)
+                    try:
+                        result = ray.get(ref)
+                    except ray.exceptions.RayError as exc:
+                        raise ExecutorError(f"a Ray task failed outside the run: "
+                                            f"{' '.join(str(exc).split())[:300]}") from None
+                    _finish(sweep, result, store_it=True)
+        finally:
+            for ref in pending:
+                ray.cancel(ref, force=True)
+            ray.kill(queue.actor)
+        return sweep.result()
+
+
+def _ray_task(request: Mapping[str, Any], run_id: str, device: str | None,
+              queue: Any) -> dict[str, Any]:
+    """What a Ray worker runs: one run, progress into ``queue``, the result back to the driver."""
+    return execute_one(request, run_id, device, True, None,
+                       progress=lambda rid, msg: queue.put((rid, msg)))
+
+
+class DistributedExecutor:
+    """Under torchrun: all ranks train each run together (see :mod:`serbench.distributed`)."""
+
+    def run(self, plan: Any, store: Any, *, device: str | None = None, quiet: bool = False,
+            report: Report | None = None) -> list[dict[str, Any]]:
+        from .distributed import run_distributed
+
+        return run_distributed(plan, store, device=device, quiet=quiet, report=report)
+
+
+def make_executor(name: str = "local", workers: int = 1,
+                  address: str | None = None) -> LocalExecutor | RayExecutor | DistributedExecutor:
+    """The executor a ``serbench run`` command line asks for."""
+    from .distributed import env_world
+
+    if name not in EXECUTORS:
+        raise ConfigError(f"unknown executor {name!r}: use {' or '.join(EXECUTORS)}")
+    if address and name != "ray":
+        raise ConfigError("--address is the Ray cluster address: use it with --executor ray")
+    if env_world() is not None:
+        if name != "local" or workers != 1:
+            raise ConfigError("under torchrun every process trains the same run: drop "
+                              "--workers and --executor")
+        return DistributedExecutor()
+    if name == "ray":
+        if workers != 1:
+            raise ConfigError("--workers is for the local executor; Ray places runs itself "
+                              "(set cpus in the budget)")
+        return RayExecutor(address)
+    return LocalExecutor(workers)
+
+
+def is_primary() -> bool:
+    """False on torchrun ranks other than 0: they print nothing and store nothing."""
+    from .distributed import env_world
+
+    found = env_world()
+    return found is None or found[0] == 0
