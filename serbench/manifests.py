@@ -139,11 +139,12 @@ def load_utterances(
     key = json.dumps({"dataset": spec.name, "root": str(root.resolve()), "options": opts},
                      sort_keys=True, default=str)
     path = cache_dir() / "manifests" / f"{spec.name}-{_digest(key)[:16]}.json"
-    tree = _tree_fingerprint(root)
-    cached = _read_cache(path, tree, root)
+    # fingerprint before reading a cache, but parse first otherwise: a wrong --data-root then
+    # fails at once instead of after walking whatever tree it names
+    cached = _read_cache(path, _tree_fingerprint(root), root) if path.is_file() else None
     if cached is None:
         utterances, bad = _parse(spec, root, opts)
-        _write_cache(path, tree, utterances, bad, root)
+        _write_cache(path, _tree_fingerprint(root), utterances, bad, root)
     else:
         utterances, bad = cached
     if bad:

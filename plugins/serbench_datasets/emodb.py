@@ -65,8 +65,9 @@ def load_manifest(root: Path, options: Mapping[str, Any]) -> list[Utterance]:
     wav = root / "wav"
     if not wav.is_dir():
         raise ConfigError(
-            f"{root}: no wav/ folder; this is not the Emo-DB layout (unpack download.zip here "
-            f"or run `serbench data download emodb --data-root {root.parent}`)"
+            f"{root}: no wav/ folder, so this is not Emo-DB; point --data-root at the unpacked "
+            f"download.zip (or the folder holding emodb/), or run `serbench data download emodb "
+            f"--data-root {root}`"
         )
     language = options.get("text_language", "en")
     if language not in ("en", "de"):

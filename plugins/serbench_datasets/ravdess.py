@@ -55,7 +55,8 @@ def load_manifest(root: Path, options: Mapping[str, Any]) -> list[Utterance]:
         )
     if not out:
         raise ConfigError(f"{root}: no Actor_*/*.wav speech files; unzip "
-                          f"Audio_Speech_Actors_01-24.zip here")
+                          f"Audio_Speech_Actors_01-24.zip here or run `serbench data download "
+                          f"ravdess --data-root {root}`")
     return out
 
 
