@@ -72,13 +72,12 @@ class Store:
                     self._index(self.read_record(path.name))
 
     def has(self, run_id: str, status: str = "ok") -> bool:
-        path = self.runs_dir / run_id / "run.json"
-        if not path.is_file():
+        """Whether the run is stored with ``status``. Run folders only appear complete (renamed
+        into place), so an unreadable ``run.json`` was damaged afterwards: that is an error, never
+        a reason to overwrite it."""
+        if not (self.runs_dir / run_id / "run.json").is_file():
             return False
-        try:
-            return json.loads(path.read_text()).get("status") == status
-        except (OSError, json.JSONDecodeError):
-            return False
+        return self.read_record(run_id).get("status") == status
 
     def write(
         self, record: Mapping[str, Any], predictions: Sequence[Mapping[str, Any]] = ()
