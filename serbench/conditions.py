@@ -98,6 +98,7 @@ class Condition:
     method: str
     options: dict[str, Any]
     runs: list[dict[str, Any]] = field(default_factory=list)
+    loaded: Pooled | None = field(default=None, repr=False)  # pooled predictions, once read
 
     @property
     def name(self) -> str:
@@ -136,13 +137,20 @@ class Condition:
     def test_hashes(self) -> dict[str, str]:
         return {str(r["fold"]): str(r["test_hash"]) for r in self.runs}
 
-    @cached_property
+    @property
     def labels(self) -> tuple[str, ...]:
+        if self.loaded is not None:
+            return self.loaded.labels
         return tuple(self.store.read_record(self.runs[0]["run_id"])["labels"])
 
-    @cached_property
+    @property
     def pooled(self) -> Pooled:
         """Every run's test predictions pooled per utterance (see :mod:`serbench.stats`)."""
+        if self.loaded is None:
+            self.loaded = self._read_pooled()
+        return self.loaded
+
+    def _read_pooled(self) -> Pooled:
         index = {label: i for i, label in enumerate(self.labels)}
         keys: list[str] = []
         speakers: list[str] = []
