@@ -1,0 +1,203 @@
+"""``serbench leaderboard`` on real results folders (records written through ``Store.write``)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from serbench import __version__
+from serbench.cli import main
+from serbench.metrics import compute_metrics
+from serbench.simulate import make_corpus, simulate_predictions, write_condition
+from serbench.store import Store
+
+FIXED = Path(__file__).parent / "data" / "leaderboard"
+ISSUE_KEYS = {"upstream", "method", "dataset", "protocol", "budget", "runs", "uar", "uar_std",
+              "uar_ci", "war", "war_std", "macro_f1", "rank"}
+
+
+@pytest.fixture
+def fixed(tmp_path: Path) -> Path:
+    """A copy of the committed results folder (reading it builds serbench.db)."""
+    return Path(shutil.copytree(FIXED / "results", tmp_path / "results"))
+
+
+def _expected(name: str) -> str:
+    return (FIXED / name).read_text().replace("serbench 0.1.0 ·", f"serbench {__version__} ·")
+
+
+def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _by_hand(results: Path) -> dict[str, dict[str, list[float]]]:
+    """Per condition, the metrics of every run recomputed from its predictions.jsonl."""
+    out: dict[str, dict[str, list[float]]] = {}
+    for run in sorted((results / "runs").iterdir()):
+        rec = json.loads((run / "run.json").read_text())
+        preds = [json.loads(x) for x in (run / "predictions.jsonl").read_text().splitlines()]
+        labels = rec["labels"]
+        m = compute_metrics([labels.index(p["label"]) for p in preds],
+                            [labels.index(p["prediction"]) for p in preds], labels)
+        spec = rec["spec"]
+        opts = "".join(f"[{k}={v}]" for k, v in spec["options"].items())
+        name = f"{spec['method']}{opts}/{spec['upstream']} {spec['budget']}"
+        for key in ("uar", "war", "macro_f1"):
+            out.setdefault(name, {}).setdefault(key, []).append(m[key])
+    return out
+
+
+def test_markdown_matches_the_expected_file(fixed: Path, capsys) -> None:
+    code, out, _ = _run(capsys, "leaderboard", "--results", str(fixed))
+    assert code == 0
+    assert out == _expected("expected.md")
+
+
+def test_markdown_with_baseline_matches_the_expected_file(fixed: Path, capsys) -> None:
+    code, out, _ = _run(capsys, "leaderboard", "--results", str(fixed), "--baseline",
+                        "linear/fbank", "--format", "md")
+    assert code == 0
+    assert out == _expected("expected_baseline.md")
+
+
+def test_json_rows_hold_the_issue_keys_and_numbers_recomputed_from_predictions(
+    fixed: Path, capsys
+) -> None:
+    code, out, _ = _run(capsys, "leaderboard", "--results", str(fixed), "--format", "json")
+    rows = json.loads(out)
+    assert code == 0 and len(rows) == 4
+    hand = _by_hand(fixed)
+    for row in rows:
+        assert ISSUE_KEYS <= set(row)
+        want = hand[f"{row['condition']} {row['budget']}"]
+        assert row["runs"] == len(want["uar"])
+        for key in ("uar", "war", "macro_f1"):
+            assert row[key] == pytest.approx(np.mean(want[key]))
+        assert row["uar_std"] == pytest.approx(np.std(want["uar"], ddof=1))
+        lo, hi = row["uar_ci"]
+        assert 0 <= lo < row["uar_pooled"] < hi <= 1
+    smoke = [r for r in rows if r["budget"] == "smoke"]
+    assert [(r["condition"], r["rank"], r["best"]) for r in smoke] == [
+        ("mlp/fbank", 1, True), ("linear[normalize=speaker]/fbank", 2, False),
+        ("linear/fbank", 3, False)]
+    assert [r["not_worse_than_best"] for r in smoke] == [True, True, False]
+    assert smoke[2]["vs_best"]["p_bootstrap_holm"] < 0.05 <= smoke[1]["vs_best"]["p_bootstrap_holm"]
+
+
+def test_conditions_under_different_budgets_are_never_ranked_together(fixed: Path, capsys) -> None:
+    _, out, _ = _run(capsys, "leaderboard", "--results", str(fixed), "--format", "json")
+    rows = json.loads(out)
+    probe = [r for r in rows if r["budget"] == "probe"]
+    assert [(r["condition"], r["rank"]) for r in probe] == [("mlp/egemaps", 1)]
+    assert len({r["signature"] for r in rows}) == 2
+    assert {r["budget_signature"] for r in rows} == {"b6995a11cbed", "ccb2000f23f8"}
+    _, out, _ = _run(capsys, "leaderboard", "--results", str(fixed), "--budget", "probe")
+    assert "mlp/fbank" not in out and out.count("### ") == 1
+
+
+def test_csv_and_latex(fixed: Path, capsys) -> None:
+    _, out, _ = _run(capsys, "leaderboard", "--results", str(fixed), "--format", "csv",
+                     "--dataset", "simulated")
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert [(r["condition"], r["budget"], r["rank"]) for r in rows] == [
+        ("mlp/egemaps", "probe", "1"), ("mlp/fbank", "smoke", "1"),
+        ("linear[normalize=speaker]/fbank", "smoke", "2"), ("linear/fbank", "smoke", "3")]
+    assert float(rows[1]["uar_ci_low"]) < float(rows[1]["uar"]) < float(rows[1]["uar_ci_high"])
+    _, tex, _ = _run(capsys, "leaderboard", "--results", str(fixed), "--format", "latex")
+    assert tex.count(r"\begin{tabular}") == 2
+    assert r"\textbf{mlp/fbank} & 10 & \textbf{79.9 $\pm$ 14.7}" in tex
+    assert r"linear[normalize=speaker]/fbank $^\dagger$ & 10 &" in tex
+    assert r"loso\_speaker" in tex and "loso_speaker" not in tex
+
+
+def test_output_file_and_ranking_by_another_metric(fixed: Path, tmp_path: Path, capsys) -> None:
+    target = tmp_path / "out" / "board.json"
+    code, out, err = _run(capsys, "leaderboard", "--results", str(fixed), "--format", "json",
+                          "--metric", "macro_f1", "--output", str(target))
+    assert (code, out, err) == (0, "", f"wrote {target}\n")
+    rows = json.loads(target.read_text())
+    smoke = [r for r in rows if r["budget"] == "smoke"]
+    assert [r["macro_f1"] for r in smoke] == sorted((r["macro_f1"] for r in smoke), reverse=True)
+    assert all(r["metric"] == "macro_f1" for r in rows)
+
+
+def test_same_seed_same_table_and_the_seed_changes_only_the_bootstrap(fixed: Path, capsys) -> None:
+    outs = [_run(capsys, "leaderboard", "--results", str(fixed), "--format", "json",
+                 "--seed", s)[1] for s in ("0", "0", "7")]
+    assert outs[0] == outs[1]
+    a, c = json.loads(outs[0]), json.loads(outs[2])
+    assert [r["uar"] for r in a] == [r["uar"] for r in c]
+    assert [r["uar_ci"] for r in a] != [r["uar_ci"] for r in c]
+
+
+def test_clear_errors(tmp_path: Path, fixed: Path, capsys) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    code, _, err = _run(capsys, "leaderboard", "--results", str(empty))
+    assert code == 2
+    assert err == (f"serbench: error: no finished runs in {empty}: run `serbench run ...` first "
+                   "or point --results at another folder\n")
+    code, _, err = _run(capsys, "leaderboard", "--results", str(tmp_path / "missing"))
+    assert code == 2 and "does not exist" in err
+    code, _, err = _run(capsys, "leaderboard", "--results", str(fixed), "--dataset", "iemocap")
+    assert err == (f"serbench: error: no finished runs with dataset 'iemocap' in {fixed} "
+                   "(there: simulated)\n")
+    code, _, err = _run(capsys, "leaderboard", "--results", str(fixed), "--baseline", "mlp/fbnk")
+    assert err == ("serbench: error: baseline 'mlp/fbnk' has no finished runs here; did you mean "
+                   "'mlp/fbank'? conditions: linear/fbank, linear[normalize=speaker]/fbank, "
+                   "mlp/egemaps, mlp/fbank\n")
+    code, _, err = _run(capsys, "leaderboard", "--results", str(fixed), "--baseline", "linear")
+    assert code == 2 and "is not METHOD/UPSTREAM" in err
+
+
+def test_rebuild_index(fixed: Path, capsys) -> None:
+    Store(fixed).rebuild_index()
+    (fixed / "serbench.db").unlink()
+    code, out, _ = _run(capsys, "results", "rebuild-index", "--results", str(fixed))
+    assert (code, out) == (0, f"indexed 35 runs in {fixed / 'serbench.db'}\n")
+    assert len(Store(fixed).query(status="ok", method="mlp")) == 15
+
+
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """10 speakers × 30 utterances, 2 seeds: two equal strong systems and a weak one."""
+    root = tmp_path_factory.mktemp("planted") / "results"
+    rng = np.random.default_rng(11)
+    corpus = make_corpus(rng, n_speakers=10, per_speaker=30)
+    store = Store(root)
+    for method, skill in (("strong", 1.5), ("twin", 1.5), ("weak", 0.0)):
+        write_condition(store, corpus, simulate_predictions(corpus, skill, 2, rng), method, "wavlm")
+    return root
+
+
+def test_a_planted_difference_is_marked_and_an_equal_system_is_not(planted: Path, capsys) -> None:
+    _, out, _ = _run(capsys, "leaderboard", "--results", str(planted), "--format", "json")
+    rows = {r["method"]: r for r in json.loads(out)}
+    assert rows["weak"]["rank"] == 3 and rows["weak"]["not_worse_than_best"] is False
+    assert rows["weak"]["vs_best"]["p_mcnemar_holm"] < 0.001
+    assert rows["weak"]["vs_best"]["p_wilcoxon_holm"] < 0.01
+    equal = rows["twin"] if rows["strong"]["best"] else rows["strong"]
+    assert equal["not_worse_than_best"] is True and equal["vs_best"]["p_bootstrap_holm"] > 0.05
+
+
+def test_a_condition_on_other_folds_is_ranked_but_not_tested(planted: Path, tmp_path: Path,
+                                                             capsys) -> None:
+    root = Path(shutil.copytree(planted, tmp_path / "r"))
+    store = Store(root)
+    gone = [r["run_id"] for r in store.query(method="weak", fold="3")]
+    for run_id in gone:
+        shutil.rmtree(root / "runs" / run_id)
+    store.rebuild_index()
+    _, out, _ = _run(capsys, "leaderboard", "--results", str(root))
+    weak = next(line for line in out.splitlines() if line.startswith("| weak/wavlm"))
+    assert weak.split("|")[2].strip() == "18"
+    assert "weak/wavlm is not tested against " in out
+    assert "different test sets (folds 0,1,2,4,5,6,7,8,9 vs 0,1,2,3,4,5,6,7,8,9)" in out
