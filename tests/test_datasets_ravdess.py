@@ -10,7 +10,7 @@ import pytest
 import soundfile as sf
 
 from serbench.audio import load_audio
-from serbench.manifests import load_folds, load_utterances, resolve_root
+from serbench.manifests import dataset_options, load_folds, load_utterances, resolve_root
 from serbench.registry import collect
 from serbench.specs import ConfigError
 
@@ -75,6 +75,9 @@ def test_six_folds_of_four_actors_two_of_each_gender(spec, root: Path) -> None:
         assert len(fold.train) + len(fold.dev) + len(fold.test) == 48
     assert {by_key[k].speaker for k in folds[0].dev} == {"05", "06"}
     assert {by_key[k].speaker for k in folds[-1].dev} == {"01", "02"}
+    single = load_folds(spec, utts, None, dataset_options(spec, ["actors_per_fold=1"]))
+    assert [f.name for f in single] == [f"actor{a:02d}" for a in range(1, 25)]
+    assert {by_key[k].speaker for k in single[23].dev} == {"01", "02"}
 
 
 def test_misfiled_or_misnamed_files(spec, root: Path) -> None:

@@ -22,7 +22,6 @@ EMOTIONS = {
 }
 LABELS = tuple(sorted(EMOTIONS.values()))
 STATEMENTS = {"01": "Kids are talking by the door.", "02": "Dogs are sitting by the door."}
-ACTORS_PER_FOLD = 4
 
 
 def load_manifest(root: Path, options: Mapping[str, Any]) -> list[Utterance]:
@@ -61,12 +60,16 @@ def load_manifest(root: Path, options: Mapping[str, Any]) -> list[Utterance]:
 
 
 def folds(utterances: Sequence[Utterance], protocol: str, options: Mapping[str, Any]) -> list[Fold]:
-    """``loso``: actors in id order, 4 per fold (2 male, 2 female); dev = the next 2 actors."""
+    """``loso``: actors in id order, ``actors_per_fold`` (default 4: 2 male, 2 female) held out
+    per fold; dev = the next 2 actors. ``actors_per_fold=1`` is plain leave-one-actor-out."""
+    size = int(options.get("actors_per_fold", 4))
+    if not 1 <= size <= 12:
+        raise ConfigError(f"ravdess option actors_per_fold={size}: use 1 to 12")
     actors = sorted({u.speaker for u in utterances})
-    blocks = [actors[i:i + ACTORS_PER_FOLD] for i in range(0, len(actors), ACTORS_PER_FOLD)]
+    blocks = [actors[i:i + size] for i in range(0, len(actors), size)]
     return leave_one_group_out(
         utterances, lambda u: u.speaker, dev_speakers=2, groups_per_fold=blocks,
-        names=[f"actors{b[0]}-{b[-1]}" for b in blocks],
+        names=[f"actors{b[0]}-{b[-1]}" if len(b) > 1 else f"actor{b[0]}" for b in blocks],
     )
 
 
@@ -88,6 +91,7 @@ def spec() -> DatasetSpec:
                  "Song (RAVDESS), PLoS ONE 2018",
         has_text=True,
         has_gender=True,
+        options={"actors_per_fold": 4},
         dirnames=("ravdess", "RAVDESS", "Audio_Speech_Actors_01-24"),
         obtain="Audio_Speech_Actors_01-24.zip from https://zenodo.org/records/1188976, unzipped",
     )
