@@ -244,7 +244,9 @@ def find_condition(
         import difflib
 
         names = sorted({c.name for t in tables for c in t.conditions})
-        close = difflib.get_close_matches(str(wanted), names, n=1, cutoff=0.5)
+        same = sorted({c.name for t in tables for c in t.conditions
+                       if (c.method, c.upstream) == (wanted.method, wanted.upstream)})
+        close = same or difflib.get_close_matches(str(wanted), names, n=1, cutoff=0.5)
         hint = f"did you mean {close[0]!r}? " if close else ""
         raise ConfigError(f"{what} {text!r} has no finished runs here; {hint}"
                           f"conditions: {', '.join(names)}")

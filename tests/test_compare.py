@@ -1,0 +1,171 @@
+"""``serbench compare A B`` on results folders written through ``Store.write``."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from serbench.budgets import PRESETS
+from serbench.cli import main
+from serbench.metrics import compute_metrics
+from serbench.simulate import make_corpus, simulate_predictions, write_condition
+from serbench.store import Store
+
+ISSUE_KEYS = {"a", "b", "delta_uar", "delta_uar_ci", "p_bootstrap", "p_mcnemar", "p_wilcoxon",
+              "significant"}
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """10 speakers × 30 utterances, 10 LOSO folds, 2 seeds per condition."""
+    root = tmp_path_factory.mktemp("compare") / "results"
+    rng = np.random.default_rng(5)
+    corpus = make_corpus(rng, n_speakers=10, per_speaker=30)
+    store = Store(root)
+    for method, skill, options in (("sl_gemo", 1.5, {}), ("emo_clap", 0.3, {}),
+                                   ("linear", 0.3, {"normalize": "speaker"})):
+        write_condition(store, corpus, simulate_predictions(corpus, skill, 2, rng), method,
+                        "wavlm_large", options=options)
+    write_condition(store, corpus, simulate_predictions(corpus, 0.3, 1, rng), "mlp",
+                    "wavlm_large", budget=PRESETS["probe"])
+    return root
+
+
+def _compare(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(["compare", *argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _seed_pooled_uar(results: Path, method: str) -> float:
+    """Mean over seeds of the UAR of each seed's predictions pooled over folds, by hand."""
+    per_seed: dict[int, tuple[list[str], list[str]]] = {}
+    labels: list[str] = []
+    for run in (results / "runs").iterdir():
+        rec = json.loads((run / "run.json").read_text())
+        if rec["spec"]["method"] != method:
+            continue
+        labels = rec["labels"]
+        y, p = per_seed.setdefault(rec["spec"]["seed"], ([], []))
+        for line in (run / "predictions.jsonl").read_text().splitlines():
+            d = json.loads(line)
+            y.append(d["label"])
+            p.append(d["prediction"])
+    return float(np.mean([compute_metrics([labels.index(x) for x in y],
+                                          [labels.index(x) for x in p], labels)["uar"]
+                          for y, p in per_seed.values()]))
+
+
+def test_planted_difference_is_significant_in_every_test(results: Path, capsys) -> None:
+    code, out, _ = _compare(capsys, "sl_gemo/wavlm_large", "emo_clap/wavlm_large", "--results",
+                            str(results), "--dataset", "simulated", "--json")
+    r = json.loads(out)
+    assert code == 0 and ISSUE_KEYS <= set(r)
+    want = _seed_pooled_uar(results, "sl_gemo") - _seed_pooled_uar(results, "emo_clap")
+    assert r["delta_uar"] == pytest.approx(want)
+    assert r["delta_uar"] > 0.15 and r["delta_uar_ci"][0] > 0
+    assert r["significant"] is True
+    assert r["p_bootstrap"] < 0.01 and r["p_mcnemar"] < 0.001 and r["p_wilcoxon"] < 0.01
+    assert r["matched_runs"] == 20 and r["test_utterances"] == 300 and r["speakers"] == 10
+    assert (r["a"]["condition"], r["a"]["runs"], r["b"]["condition"]) == (
+        "sl_gemo/wavlm_large", 20, "emo_clap/wavlm_large")
+    for label, d in r["per_class_recall_delta"].items():
+        assert d == pytest.approx(r["a"]["per_class_recall"][label]
+                                  - r["b"]["per_class_recall"][label])
+    assert r["verdict"].startswith("sl_gemo/wavlm_large beats emo_clap/wavlm_large by ")
+    assert r["verdict"].endswith(": significant at alpha 0.05.")
+
+
+def test_equal_systems_are_not_significant(results: Path, capsys) -> None:
+    code, out, _ = _compare(capsys, "emo_clap/wavlm_large", "linear/wavlm_large[normalize=speaker]",
+                            "--results", str(results))
+    assert code == 0
+    verdict = next(line for line in out.splitlines() if line.startswith("verdict: "))
+    assert verdict.startswith("verdict: The difference between emo_clap/wavlm_large and "
+                              "linear[normalize=speaker]/wavlm_large (")
+    assert verdict.endswith(") is not significant at alpha 0.05.")
+    for heading in ("paired tests, A = emo_clap/wavlm_large minus B = linear[normalize=speaker]/"
+                    "wavlm_large:", "per-class recall % (pooled):", "McNemar exact",
+                    "Wilcoxon signed-rank", "20 matched (fold, seed) runs"):
+        assert heading in out
+    _, js, _ = _compare(capsys, "linear[normalize=speaker]/wavlm_large", "emo_clap/wavlm_large",
+                        "--results", str(results), "--json")
+    assert json.loads(js)["significant"] is False
+
+
+def test_swapping_a_and_b_flips_the_difference(results: Path, capsys) -> None:
+    args = ("--results", str(results), "--json")
+    ab = json.loads(_compare(capsys, "sl_gemo/wavlm_large", "emo_clap/wavlm_large", *args)[1])
+    ba = json.loads(_compare(capsys, "emo_clap/wavlm_large", "sl_gemo/wavlm_large", *args)[1])
+    assert ba["delta_uar"] == pytest.approx(-ab["delta_uar"])
+    assert ba["delta_uar_ci"] == pytest.approx([-ab["delta_uar_ci"][1], -ab["delta_uar_ci"][0]])
+    for key in ("p_bootstrap", "p_mcnemar", "p_wilcoxon"):
+        assert ba[key] == pytest.approx(ab[key])
+
+
+def test_reproducible_with_a_seed(results: Path, capsys) -> None:
+    args = ("sl_gemo/wavlm_large", "emo_clap/wavlm_large", "--results", str(results), "--json")
+    first = _compare(capsys, *args)[1]
+    assert _compare(capsys, *args)[1] == first
+    other = json.loads(_compare(capsys, *args, "--seed", "3")[1])
+    assert other["delta_uar"] == json.loads(first)["delta_uar"]
+    assert other["delta_uar_ci"] != json.loads(first)["delta_uar_ci"]
+
+
+def test_refuses_different_test_sets(results: Path, tmp_path: Path, capsys) -> None:
+    root = Path(shutil.copytree(results, tmp_path / "r"))
+    store = Store(root)
+    for row in store.query(method="emo_clap", fold="3"):
+        shutil.rmtree(root / "runs" / row["run_id"])
+    store.rebuild_index()
+    code, out, err = _compare(capsys, "sl_gemo/wavlm_large", "emo_clap/wavlm_large", "--results",
+                              str(root))
+    assert (code, out) == (2, "")
+    assert err == ("serbench: error: cannot pair sl_gemo/wavlm_large with emo_clap/wavlm_large on "
+                   "simulated: their test sets differ (folds only in sl_gemo/wavlm_large: 3); "
+                   "run both on the same folds of the same data\n")
+
+
+def test_refuses_changed_test_utterances(results: Path, tmp_path: Path, capsys) -> None:
+    """Same folds, but one run's stored test hash differs (the dataset changed)."""
+    root = Path(shutil.copytree(results, tmp_path / "r"))
+    store = Store(root)
+    row = store.query(method="emo_clap", fold="2", seed=0)[0]
+    path = root / "runs" / row["run_id"] / "run.json"
+    rec = json.loads(path.read_text())
+    rec["test_hash"] = "0123456789abcdef"
+    path.write_text(json.dumps(rec))
+    store.rebuild_index()
+    code, _, err = _compare(capsys, "sl_gemo/wavlm_large", "emo_clap/wavlm_large", "--results",
+                            str(root))
+    assert code == 2
+    assert err.startswith("serbench: error: emo_clap/wavlm_large on simulated: the runs of fold 2 "
+                          "were tested on different utterances (test hashes 0123456789abcdef, ")
+
+
+def test_refuses_different_budgets(results: Path, capsys) -> None:
+    code, _, err = _compare(capsys, "mlp/wavlm_large", "sl_gemo/wavlm_large", "--results",
+                            str(results))
+    assert code == 2
+    assert err == ("serbench: error: mlp/wavlm_large ran under budget probe (b6995a11cbed) and "
+                   "sl_gemo/wavlm_large under budget smoke (ccb2000f23f8) on simulated: conditions "
+                   "with different budgets are not compared; run both under one --budget\n")
+
+
+@pytest.mark.parametrize("a,b,message", [
+    ("sl_gemo/wavlm_large", "sl_gemo/wavlm_large",
+     "sl_gemo/wavlm_large and sl_gemo/wavlm_large name the same condition"),
+    ("linear/wavlm_large", "sl_gemo/wavlm_large",
+     "condition 'linear/wavlm_large' has no finished runs here; did you mean "
+     "'linear[normalize=speaker]/wavlm_large'?"),
+    ("linear[normalize]/wavlm_large", "sl_gemo/wavlm_large",
+     "condition 'linear[normalize]/wavlm_large': option 'normalize' is not key=value"),
+    ("sl_gemo", "emo_clap/wavlm_large", "condition 'sl_gemo' is not METHOD/UPSTREAM"),
+])
+def test_bad_names_are_one_clear_line(results: Path, capsys, a: str, b: str, message: str) -> None:
+    code, _, err = _compare(capsys, a, b, "--results", str(results))
+    assert code == 2 and err.startswith(f"serbench: error: {message}") and err.count("\n") == 1
