@@ -209,9 +209,14 @@ def _finish(sweep: _Sweep, result: Mapping[str, Any], store_it: bool) -> None:
     sweep.finished(record)
 
 
-def task_resources(budget: Budget, device: str | None, cluster_gpus: float) -> dict[str, Any]:
-    """Ray task options for one run under ``budget``."""
+def task_resources(budget: Budget, device: str | None,
+                   cluster: Mapping[str, float]) -> dict[str, Any]:
+    """Ray task options for one run under ``budget`` on a cluster with ``cluster`` resources.
+
+    A request the cluster can never meet is an error here: Ray would wait for it forever.
+    """
     name = device or budget.device
+    cluster_gpus = float(cluster.get("GPU", 0))
     if not isinstance(budget.cpus, int) or isinstance(budget.cpus, bool) or budget.cpus < 1:
         raise ConfigError(f"budget {budget.name!r}: cpus must be a positive integer, "
                           f"got {budget.cpus!r}")
@@ -222,6 +227,10 @@ def task_resources(budget: Budget, device: str | None, cluster_gpus: float) -> d
     if gpus and cluster_gpus <= 0:
         raise ConfigError(f"budget {budget.name!r} asks for device {name!r}, but the Ray "
                           "cluster has no GPU; use --device cpu or a cluster with GPUs")
+    if budget.cpus > float(cluster.get("CPU", 0)):
+        raise ConfigError(f"budget {budget.name!r} asks for {budget.cpus} CPUs per run, but the "
+                          f"Ray cluster has {float(cluster.get('CPU', 0)):g} in all; lower cpus "
+                          "in the budget")
     out: dict[str, Any] = {"num_cpus": budget.cpus, "num_gpus": gpus}
     if budget.memory_gb > 0:
         out["memory"] = int(budget.memory_gb * 2**30)
@@ -258,8 +267,7 @@ class RayExecutor:
         ray = self._connect()
         from ray.util.queue import Empty, Queue
 
-        resources = task_resources(plan.budget, device,
-                                   float(ray.cluster_resources().get("GPU", 0)))
+        resources = task_resources(plan.budget, device, ray.cluster_resources())
         queue = Queue(actor_options={"num_cpus": 0})
         request = worker_request(plan)
         task = ray.remote(_ray_task).options(max_retries=0, **resources)

@@ -1,0 +1,80 @@
+"""Shared by the scale and reliability tests: a warm fbank cache, the CLI in a subprocess, digests.
+
+The fbank features of EmoDB are computed once per session into one folder that every test of these
+modules points ``SERBENCH_CACHE`` at (the cache is built for sharing: entries appear complete or not
+at all), so only the crash test pays for a cold cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+# the sweep these tests run: the cheapest real cell (fbank + linear probe, smoke budget)
+SWEEP = ["--method", "linear", "--upstream", "fbank", "--dataset", "emodb", "--budget", "smoke",
+         "--device", "cpu"]
+
+
+def fill_fbank_cache(data_root: Path) -> None:
+    """Compute EmoDB's fbank cache entry into ``$SERBENCH_CACHE`` (a no-op when it is there)."""
+    import torch
+
+    from serbench.features import cached_features
+    from serbench.registry import collect
+    from serbench.runner import load_dataset
+
+    comps = collect()
+    data = load_dataset(comps, "emodb", data_root, None, {})
+    cached_features(comps.upstreams.get("fbank"), "emodb", data.root, data.utterances,
+                    torch.device("cpu"), need_frames=False, quiet=True)
+
+
+@pytest.fixture
+def warm_cache(data_root: Path, tmp_path_factory: pytest.TempPathFactory,
+               monkeypatch: pytest.MonkeyPatch) -> Path:
+    """``SERBENCH_CACHE`` set to the session's shared cache, with EmoDB's fbank entry filled."""
+    cache = tmp_path_factory.getbasetemp() / "shared-fbank-cache"
+    monkeypatch.setenv("SERBENCH_CACHE", str(cache))
+    fill_fbank_cache(data_root)
+    return cache
+
+
+def serbench(*args: str, env: dict[str, str] | None = None, timeout: float = 300,
+             cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """``python -m serbench ARGS`` in a fresh process, with this process's environment."""
+    return subprocess.run([sys.executable, "-m", "serbench", *args], capture_output=True,
+                          text=True, timeout=timeout, env={**os.environ, **(env or {})},
+                          cwd=cwd or REPO)
+
+
+def start(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    """The same, without waiting (for tests that kill it)."""
+    return subprocess.Popen([sys.executable, "-m", "serbench", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})},
+                            cwd=REPO)
+
+
+def digest_tree(root: Path) -> dict[str, str]:
+    """Every file under ``root`` (relative path → sha256), for byte-for-byte comparisons."""
+    out = {}
+    if root.exists():
+        for path in sorted(root.rglob("*")):
+            if path.is_file():
+                out[str(path.relative_to(root))] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return out
+
+
+def complete_runs(results: Path) -> list[str]:
+    """Run folders renamed into place (temporary ``.tmp-*`` folders excluded)."""
+    runs = results / "runs"
+    if not runs.is_dir():
+        return []
+    return sorted(p.name for p in runs.iterdir()
+                  if not p.name.startswith(".") and (p / "run.json").is_file())
