@@ -27,18 +27,21 @@ from .metrics import METRICS
 
 _CSS = """
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:2rem auto;
-max-width:72rem;padding:0 1rem;color:#1d232a;background:#fff}
+max-width:96rem;padding:0 1rem;color:#1d232a;background:#fff}
 h1{font-size:1.5rem;margin:0 0 .25rem}h2{font-size:1.15rem;margin:2rem 0 .5rem}
 .meta,.signature,.legend{color:#55606b;font-size:.85rem}
 .signature{font-family:ui-monospace,Menlo,Consolas,monospace}
+.scroll{overflow-x:auto}
 table{border-collapse:collapse;width:100%}
-th,td{padding:.35rem .6rem;border-bottom:1px solid #dde3e8;text-align:right;vertical-align:top}
+th,td{padding:.35rem .6rem;border-bottom:1px solid #dde3e8;text-align:right;vertical-align:top;
+white-space:nowrap}
 th:nth-child(2),td:nth-child(2){text-align:left}
 th{cursor:pointer;user-select:none;background:#f4f6f8;white-space:nowrap}
 th:focus{outline:2px solid #4a90d9}
 th[aria-sort=ascending]::after{content:" \\25B2"}th[aria-sort=descending]::after{content:" \\25BC"}
 tr.best td{font-weight:700}.mark{color:#1f6f43}
-details summary{cursor:pointer}details ul{margin:.25rem 0;padding-left:1rem;text-align:left}
+details summary{cursor:pointer}
+details ul{margin:.25rem 0;padding:0;list-style:none;text-align:left;font-size:.8rem}
 a{color:#1f5fa8}
 """
 
@@ -143,8 +146,8 @@ def _board_html(board: Board, index: int, link_base: Path) -> str:
         body.append(f"<tr{cls}>{''.join(cells)}</tr>")
     notes = "".join(f'<p class="legend">{escape(n.replace("**", ""))}</p>' for n in legend(board))
     return (f'<section id="table-{index}"><h2>{escape(board.table.title)}</h2>'
-            f'<table class="board"><thead><tr>{"".join(heads)}</tr></thead>'
-            f"<tbody>{''.join(body)}</tbody></table>{notes}"
+            f'<div class="scroll"><table class="board"><thead><tr>{"".join(heads)}</tr></thead>'
+            f"<tbody>{''.join(body)}</tbody></table></div>{notes}"
             f'<p class="signature">{escape(board.signature)}</p></section>')
 
 
