@@ -51,25 +51,51 @@ def model_dir(ref: str, revision: str | None = None, config_only: bool = False) 
             raise ConfigError(f"model folder {str(folder)!r} has no config.json: expected a folder "
                               "written by save_pretrained()")
         return folder
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
-
-    local_only = offline()
     patterns = ["config.json", "preprocessor_config.json"] if config_only else FILE_PATTERNS
-    try:
-        folder = Path(snapshot_download(ref, revision=revision, allow_patterns=patterns,
-                                        local_files_only=local_only))
-        if not config_only and not _weights(folder):
-            folder = Path(snapshot_download(ref, revision=revision, allow_patterns=["*.bin"],
-                                            local_files_only=local_only))
-    except LocalEntryNotFoundError:
-        raise fetch_error(ref, revision, "HF_HUB_OFFLINE is set" if local_only
-                          else "no network") from None
-    except HfHubHTTPError as exc:
-        raise fetch_error(ref, revision, " ".join(str(exc).split())[:120]) from None
+    folder = _cached(ref, revision, patterns) or _download(ref, revision, patterns)
     if not (folder / "config.json").is_file() or not (config_only or _weights(folder)):
         raise fetch_error(ref, revision, "the cached snapshot lacks config.json or weights")
     return folder
+
+
+def _cached(ref: str, revision: str | None, patterns: list[str]) -> Path | None:
+    """The cached snapshot, without touching the network (a pinned commit never changes)."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    try:
+        folder = Path(snapshot_download(ref, revision=revision, allow_patterns=patterns,
+                                        local_files_only=True))
+    except LocalEntryNotFoundError:
+        return None
+    wanted_weights = patterns is FILE_PATTERNS
+    return folder if (folder / "config.json").is_file() and (
+        not wanted_weights or _weights(folder)) else None
+
+
+def _download(ref: str, revision: str | None, patterns: list[str]) -> Path:
+    """Fetch from the hub; without network, fail at once instead of retrying for half a minute."""
+    if offline():
+        raise fetch_error(ref, revision, "HF_HUB_OFFLINE is set")
+    from huggingface_hub import HfApi, snapshot_download
+    from huggingface_hub.errors import HfHubHTTPError
+
+    try:  # one quick request: the hub client retries failed downloads with back-off
+        HfApi().model_info(ref, revision=revision, timeout=10)
+    except Exception as exc:  # any failure to reach the hub means the same to the user
+        raise fetch_error(ref, revision, _reason(exc)) from None
+    try:
+        folder = Path(snapshot_download(ref, revision=revision, allow_patterns=patterns))
+        if patterns is FILE_PATTERNS and not _weights(folder):
+            folder = Path(snapshot_download(ref, revision=revision, allow_patterns=["*.bin"]))
+    except (HfHubHTTPError, OSError) as exc:
+        raise fetch_error(ref, revision, _reason(exc)) from None
+    return folder
+
+
+def _reason(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text[:120]}" if text else type(exc).__name__
 
 
 def _weights(folder: Path) -> list[Path]:

@@ -29,8 +29,8 @@ _BUILT: dict[tuple[str, str | None], Any] = {}
 def _s3prl() -> Any:
     try:
         import s3prl.nn
-    except ImportError as exc:
-        raise ConfigError(f"s3prl upstreams need s3prl, which is not installed here ({exc}): "
+    except ImportError:
+        raise ConfigError(f"s3prl upstreams need s3prl 0.4.18, which is not installed here: "
                           f"{INSTALL}") from None
     return s3prl
 
