@@ -1,13 +1,18 @@
 """Batches of one fold: from the feature cache (frozen upstreams) or from audio (fine-tuning).
 
+Every feed cuts the same length-bucketed batches (by audio seconds, ``bucket_batches``) in the
+same order for a given seed, so methods under one budget see the same utterances per step, and
+a model that is linear up to its pooling trains identically on pooled or on frame inputs.
+
 Feature normalisation happens here, before the method sees anything, so every method gets the
 same inputs: ``none``, ``global`` (statistics of the training frames) or ``speaker`` (each
 speaker's own frames, test speakers included: it uses no labels, the usual practice in SER).
+Both are per (layer, dim) affine maps of each frame, so normalising an utterance's mean frame is
+the same as averaging its normalised frames: the pooled path stays exact.
 """
 
 from __future__ import annotations
 
-import random
 from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
@@ -20,24 +25,38 @@ from .training import Feed
 NORMALIZE = ("none", "global", "speaker")
 
 
-def _label_tensor(utts: Sequence[Utterance], label_index: Mapping[str, int]) -> Any:
-    import torch
+class _Split:
+    """One split's per-utterance columns, built once so a batch is a few index operations."""
 
-    return torch.tensor([label_index[u.label] for u in utts], dtype=torch.long)
+    def __init__(self, utts: Sequence[Utterance], label_index: Mapping[str, int]) -> None:
+        import torch
 
+        self.utts = list(utts)
+        self.durations = [u.duration or 1.0 for u in self.utts]
+        self.labels = torch.tensor([label_index[u.label] for u in self.utts], dtype=torch.long)
+        self.genders = None
+        if any(u.gender is not None for u in self.utts):
+            self.genders = torch.tensor([GENDERS.index(u.gender) if u.gender in GENDERS else -1
+                                         for u in self.utts])
+        self.texts = None
+        if any(u.text is not None for u in self.utts):
+            self.texts = [u.text or "" for u in self.utts]
 
-def _gender_tensor(utts: Sequence[Utterance]) -> Any:
-    import torch
+    def batch(self, idx: Sequence[int], lengths: Any, **inputs: Any) -> Batch:
+        import torch
 
-    if all(u.gender is None for u in utts):
-        return None
-    return torch.tensor([GENDERS.index(u.gender) if u.gender in GENDERS else -1 for u in utts])
-
-
-def _texts(utts: Sequence[Utterance]) -> list[str] | None:
-    if all(u.text is None for u in utts):
-        return None
-    return [u.text or "" for u in utts]
+        rows = torch.as_tensor(idx, dtype=torch.long)
+        batch = Batch(
+            keys=[self.utts[i].key for i in idx],
+            labels=self.labels[rows],
+            lengths=lengths,
+            speakers=[self.utts[i].speaker for i in idx],
+            genders=None if self.genders is None else self.genders[rows],
+            texts=None if self.texts is None else [self.texts[i] for i in idx],
+            **inputs,
+        )
+        batch.audio_seconds = float(sum(self.durations[i] for i in idx))  # type: ignore[attr-defined]
+        return batch
 
 
 class _Base(Feed):
@@ -47,41 +66,35 @@ class _Base(Feed):
         label_index: Mapping[str, int],
         batch_seconds: float,
     ) -> None:
-        self.splits = splits
+        self.splits = {name: _Split(utts, label_index) for name, utts in splits.items()}
         self.label_index = label_index
         self.batch_seconds = batch_seconds
-        train = splits["train"]
-        self.batches_per_epoch = len(self._batches(train, seed=0))
+        self.batches_per_epoch = len(self.batches("train", seed=0))
 
-    def _durations(self, utts: Sequence[Utterance]) -> list[float]:
-        return [u.duration or 1.0 for u in utts]
+    def batches(self, split: str, seed: int | None) -> list[list[int]]:
+        """Index lists into ``split``: shuffled among similar lengths with a seed, else sorted."""
+        return bucket_batches(self.splits[split].durations, self.batch_seconds, seed=seed)
 
-    def _batches(self, utts: Sequence[Utterance], seed: int | None) -> list[list[int]]:
-        return bucket_batches(self._durations(utts), self.batch_seconds, seed=seed)
-
-    def _make(self, utts: Sequence[Utterance]) -> Batch:  # pragma: no cover - interface
+    def make(self, split: str, idx: Sequence[int]) -> Batch:  # pragma: no cover - interface
         raise NotImplementedError
 
     def train(self, seed: int) -> Iterator[Batch]:
-        utts = self.splits["train"]
         epoch = 0
         while True:
-            for idx in self._batches(utts, seed=seed * 100003 + epoch):
-                yield self._make([utts[i] for i in idx])
+            for idx in self.batches("train", seed=seed * 100003 + epoch):
+                yield self.make("train", idx)
             epoch += 1
 
     def evaluate(self, split: str) -> Iterator[Batch]:
-        utts = self.splits[split]
-        for idx in self._batches(utts, seed=None):
-            yield self._make([utts[i] for i in idx])
-
-    def _finish(self, utts: Sequence[Utterance], batch: Batch) -> Batch:
-        batch.audio_seconds = float(sum(u.duration or 0.0 for u in utts))
-        return batch
+        for idx in self.batches(split, seed=None):
+            yield self.make(split, idx)
 
 
 class CachedFeed(_Base):
-    """Frozen upstream: hidden states from a cache entry, normalised, per frame or pooled."""
+    """Frozen upstream: hidden states from a cache entry, normalised, per frame or pooled.
+
+    Pooled, each split is one ``(N, L, D)`` float32 tensor built once, and a batch indexes it.
+    """
 
     def __init__(
         self,
@@ -92,120 +105,74 @@ class CachedFeed(_Base):
         pooled: bool,
         normalize: str,
     ) -> None:
+        import torch
+
         if normalize not in NORMALIZE:
             raise ConfigError(f"option normalize must be one of {', '.join(NORMALIZE)}, "
                               f"got {normalize!r}")
         self.entry = entry
         self.pooled = pooled
-        self._stats = self._statistics(entry, splits, normalize)
+        self.normalize = normalize
         super().__init__(splits, label_index, batch_seconds)
-        if pooled:
-            self._pooled = {s: self._normalised_pooled(u) for s, u in splits.items()}
+        self._stats = {k: (torch.from_numpy(m), torch.from_numpy(s))
+                       for k, (m, s) in self._statistics(entry, splits, normalize).items()}
+        self._rows = {name: np.array([entry.rows[u.key] for u in s.utts], dtype=np.int64)
+                      for name, s in self.splits.items()}
+        self._matrix = {name: self._pooled_matrix(name) for name in self.splits} if pooled else {}
 
     @staticmethod
     def _statistics(entry: FeatureEntry, splits: Mapping[str, Sequence[Utterance]],
-                    normalize: str) -> dict[str, tuple[np.ndarray, np.ndarray]] | None:
+                    normalize: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         if normalize == "none":
-            return None
+            return {}
         if normalize == "global":
-            mean, std = entry.moments([u.key for u in splits["train"]])
-            return {"*": (mean, std)}
+            return {"*": entry.moments([u.key for u in splits["train"]])}
         everyone: dict[str, list[str]] = {}
         for utts in splits.values():
             for u in utts:
                 everyone.setdefault(u.speaker, []).append(u.key)
         return {spk: entry.moments(keys) for spk, keys in everyone.items()}
 
-    def _norm(self, x: np.ndarray, speaker: str) -> np.ndarray:
-        if self._stats is None:
-            return x
-        mean, std = self._stats.get("*") or self._stats[speaker]
-        return (x - mean) / std
+    def _affine(self, speaker: str) -> tuple[Any, Any] | None:
+        if not self._stats:
+            return None
+        return self._stats.get("*") or self._stats[speaker]
 
-    def _normalised_pooled(self, utts: Sequence[Utterance]) -> np.ndarray:
-        rows = [self.entry.rows[u.key] for u in utts]
-        x = self.entry.pooled[rows].astype(np.float32)
-        if self._stats is not None:
-            x = np.stack([self._norm(x[i], u.speaker) for i, u in enumerate(utts)])
-        return x.astype(np.float32)
-
-    def _batches(self, utts: Sequence[Utterance], seed: int | None) -> list[list[int]]:
-        if not self.pooled:
-            return super()._batches(utts, seed)
-        # pooled inputs have no padding: random batches holding batch_seconds of audio each
-        order = list(range(len(utts)))
-        if seed is not None:
-            random.Random(seed).shuffle(order)
-        batches: list[list[int]] = []
-        current: list[int] = []
-        total = 0.0
-        for i in order:
-            d = utts[i].duration or 1.0
-            if current and total + d > self.batch_seconds:
-                batches.append(current)
-                current, total = [], 0.0
-            current.append(i)
-            total += d
-        if current:
-            batches.append(current)
-        return batches
-
-    def train(self, seed: int) -> Iterator[Batch]:
-        if not self.pooled:
-            yield from super().train(seed)
-            return
-        yield from self._pooled_batches("train", seed)
-
-    def evaluate(self, split: str) -> Iterator[Batch]:
-        if not self.pooled:
-            yield from super().evaluate(split)
-            return
-        yield from self._pooled_batches(split, None)
-
-    def _pooled_batches(self, split: str, seed: int | None) -> Iterator[Batch]:
+    def _pooled_matrix(self, split: str) -> Any:
         import torch
 
-        utts = self.splits[split]
-        matrix = torch.from_numpy(self._pooled[split])  # (N, L, D)
-        epoch = 0
-        while True:
-            for idx in self._batches(utts, None if seed is None else seed * 100003 + epoch):
-                sel = [utts[i] for i in idx]
-                x = matrix[idx]
-                batch = Batch(
-                    keys=[u.key for u in sel],
-                    labels=_label_tensor(sel, self.label_index),
-                    lengths=torch.ones(len(sel), dtype=torch.long),
-                    speakers=[u.speaker for u in sel],
-                    features=[x[:, layer : layer + 1, :] for layer in range(x.shape[1])],
-                    genders=_gender_tensor(sel),
-                    texts=_texts(sel),
-                )
-                yield self._finish(sel, batch)
-            if seed is None:
-                return
-            epoch += 1
+        rows = self._rows[split]
+        order = np.argsort(rows)  # read the memory map in file order
+        x = np.empty((len(rows), self.entry.num_layers, self.entry.dim), dtype=np.float32)
+        x[order] = self.entry.pooled[rows[order]]
+        matrix = torch.from_numpy(x)
+        if self._stats:
+            for i, u in enumerate(self.splits[split].utts):
+                mean, std = self._affine(u.speaker)  # type: ignore[misc]
+                matrix[i].sub_(mean).div_(std)
+        return matrix
 
-    def _make(self, utts: Sequence[Utterance]) -> Batch:
+    def make(self, split: str, idx: Sequence[int]) -> Batch:
+        """The batch of ``split``'s utterances at positions ``idx``."""
         import torch
 
-        arrays = [self._norm(np.asarray(self.entry.frames(u.key), dtype=np.float32), u.speaker)
-                  for u in utts]
-        lengths = torch.tensor([a.shape[0] for a in arrays], dtype=torch.long)
-        layers, dim = arrays[0].shape[1], arrays[0].shape[2]
-        x = torch.zeros(len(arrays), int(lengths.max()), layers, dim)
-        for i, a in enumerate(arrays):
-            x[i, : a.shape[0]] = torch.from_numpy(a)
-        batch = Batch(
-            keys=[u.key for u in utts],
-            labels=_label_tensor(utts, self.label_index),
-            lengths=lengths,
-            speakers=[u.speaker for u in utts],
-            features=[x[:, :, layer, :] for layer in range(layers)],
-            genders=_gender_tensor(utts),
-            texts=_texts(utts),
-        )
-        return self._finish(utts, batch)
+        part = self.splits[split]
+        if self.pooled:
+            x = self._matrix[split][torch.as_tensor(idx, dtype=torch.long)]  # (B, L, D)
+            ones = torch.ones(len(idx), dtype=torch.long)
+            return part.batch(idx, ones, features=list(x.unsqueeze(2).unbind(1)))
+        frames = self.entry.frames_file()
+        index = self.entry.index
+        spans = [index[r] for r in self._rows[split][list(idx)]]
+        lengths = torch.tensor([int(n) for _, n in spans], dtype=torch.long)
+        x = torch.zeros(len(idx), self.entry.num_layers, int(lengths.max()), self.entry.dim)
+        for j, (i, (off, n)) in enumerate(zip(idx, spans, strict=True)):
+            item = torch.from_numpy(np.asarray(frames[off : off + n])).float()  # (n, L, D)
+            affine = self._affine(part.utts[i].speaker)
+            if affine is not None:
+                item = (item - affine[0]) / affine[1]
+            x[j, :, : int(n)] = item.transpose(0, 1)
+        return part.batch(idx, lengths, features=list(x.unbind(1)))
 
 
 class AudioFeed(_Base):
@@ -221,21 +188,13 @@ class AudioFeed(_Base):
         self.waves = waves
         super().__init__(splits, label_index, batch_seconds)
 
-    def _make(self, utts: Sequence[Utterance]) -> Batch:
+    def make(self, split: str, idx: Sequence[int]) -> Batch:
         import torch
 
-        arrays = [self.waves[u.key] for u in utts]
+        part = self.splits[split]
+        arrays = [self.waves[part.utts[i].key] for i in idx]
         lengths = torch.tensor([len(a) for a in arrays], dtype=torch.long)
         x = torch.zeros(len(arrays), int(lengths.max()))
-        for i, a in enumerate(arrays):
-            x[i, : len(a)] = torch.from_numpy(a)
-        batch = Batch(
-            keys=[u.key for u in utts],
-            labels=_label_tensor(utts, self.label_index),
-            lengths=lengths,
-            speakers=[u.speaker for u in utts],
-            waveforms=x,
-            genders=_gender_tensor(utts),
-            texts=_texts(utts),
-        )
-        return self._finish(utts, batch)
+        for j, a in enumerate(arrays):
+            x[j, : len(a)] = torch.from_numpy(a)
+        return part.batch(idx, lengths, waveforms=x)
