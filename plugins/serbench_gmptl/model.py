@@ -1,0 +1,237 @@
+"""The GMP-TL model: one network whose loss changes with the stage the training loop announces."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from serbench_baselines.layers import LayerSelect, adamw, masked_mean, upstream_hidden
+from torch import nn
+
+from serbench import Batch, BuildContext, ConfigError
+
+from . import losses
+from .kmeans import assign, kmeans
+
+NAME = "gmp_tl"
+SAMPLE_FACTOR = 4  # frames seen per frame kept for k-means
+
+
+def valid_mask(lengths: torch.Tensor, frames: int) -> torch.Tensor:
+    """``(B, T)`` true on each row's valid frames."""
+    return torch.arange(frames, device=lengths.device)[None, :] < lengths[:, None]
+
+
+class ConvBlock(nn.Module):
+    """LayerNorm → depthwise Conv1d over time → Linear → GELU, added back to its input.
+
+    Depthwise-separable, so a block costs about one ``Linear(dim, dim)`` per frame: it runs on
+    a CPU at 100 frames per second of audio.
+    """
+
+    def __init__(self, dim: int, kernel: int = 5) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(dim)
+        self.conv = nn.Conv1d(dim, dim, kernel, padding=kernel // 2, groups=dim)
+        self.mix = nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        local = self.conv(self.norm(x).transpose(1, 2)).transpose(1, 2)
+        return x + nn.functional.gelu(self.mix(local))
+
+
+class FrameEncoder(nn.Module):
+    """The trainable frame encoder over a frozen upstream: projection, then residual conv blocks.
+
+    Padded frames are zeroed after every layer, so the conv of a valid frame sees the same zeros
+    an utterance alone would get from the convolution's own padding.
+    """
+
+    def __init__(self, dim_in: int, hidden: int, layers: int) -> None:
+        super().__init__()
+        self.project = nn.Linear(dim_in, hidden)
+        self.blocks = nn.ModuleList(ConvBlock(hidden) for _ in range(layers))
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> list[torch.Tensor]:
+        keep = valid_mask(lengths.to(x.device), x.shape[1]).unsqueeze(-1).to(x.dtype)
+        h = self.project(x) * keep
+        states = [h]
+        for block in self.blocks:
+            h = block(h) * keep
+            states.append(h)
+        return states
+
+
+def parse_k_values(text: Any) -> tuple[int, ...]:
+    try:
+        ks = tuple(int(k) for k in str(text).replace(" ", "").split(",") if k)
+    except ValueError:
+        ks = ()
+    if not ks or any(k < 2 for k in ks):
+        raise ConfigError(f"method {NAME}: option k_values must be comma-separated cluster counts "
+                          f">= 2 like 50,100,200, got {text!r}")
+    return ks
+
+
+def layer_index(choice: Any, count: int) -> int:
+    """``middle``, ``last`` or an index (negative from the end) into ``count`` states."""
+    text = str(choice).strip()
+    if text == "middle":
+        return count // 2
+    if text == "last":
+        return count - 1
+    try:
+        index = int(text)
+    except ValueError:
+        index = count
+    if not -count <= index < count:
+        raise ConfigError(f"method {NAME}: option cluster_layer must be 'middle', 'last' or an "
+                          f"index in [{-count}, {count - 1}] ({count} layers to cluster), got "
+                          f"{choice!r}")
+    return index % count
+
+
+class GmpTl(nn.Module):
+    """Stage 1 multi-task heads, stage 2 centroids, stage 3 frame heads, stage 4 AM-Softmax head."""
+
+    def __init__(self, ctx: BuildContext) -> None:
+        super().__init__()
+        o = ctx.options
+        self.device = torch.device(ctx.device)
+        self.seed = int(ctx.seed)
+        self.k_values = parse_k_values(o["k_values"])
+        self.gender_weight = float(o["gender_weight"])
+        self.am_scale, self.am_margin = float(o["am_scale"]), float(o["am_margin"])
+        self.cluster_frames, self.kmeans_iters = int(o["cluster_frames"]), int(o["kmeans_iters"])
+        if self.cluster_frames < max(self.k_values):
+            raise ConfigError(f"method {NAME}: option cluster_frames={self.cluster_frames} is "
+                              f"below the largest K ({max(self.k_values)})")
+        self.lr, self.upstream_lr = float(o["lr"]), float(o["upstream_lr"])
+        self.upstream: nn.Module | None = None
+        self.select: LayerSelect | None = None
+        self.encoder: FrameEncoder | None = None
+        if ctx.finetune_upstream:
+            self.upstream = ctx.load_upstream()
+            self.upstream.requires_grad_(True)
+            hidden, n_states = ctx.upstream.hidden_size, ctx.upstream.num_layers
+        else:
+            hidden, layers = int(o["hidden"]), int(o["encoder_layers"])
+            self.select = LayerSelect(ctx.upstream.num_layers, o["layer"], NAME)
+            self.encoder = FrameEncoder(ctx.upstream.hidden_size, hidden, layers)
+            n_states = 1 + layers
+        self.cluster_layer = layer_index(o["cluster_layer"], n_states)
+        self.emotion_head = nn.Linear(hidden, ctx.num_classes)
+        self.gender_head = nn.Linear(hidden, 2)
+        self.frame_heads = nn.ModuleList(nn.Linear(hidden, k) for k in self.k_values)
+        self.am_weight = nn.Parameter(torch.randn(ctx.num_classes, hidden) * 0.01)
+        for i, k in enumerate(self.k_values):
+            self.register_buffer(f"centroids_{i}", torch.zeros(k, hidden))
+        self.stage = "multitask"
+        self.pseudo_labels: dict[str, torch.Tensor] = {}  # key -> (scales, frames), on the CPU
+
+    # ------------------------------------------------------------------------------ forward
+
+    def states(self, batch: Batch) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """Every layer the model has, ``(B, T, hidden)`` each, and the valid frame counts."""
+        if self.encoder is None:
+            hidden, lengths = upstream_hidden(self.upstream, batch)
+            return [h.float() for h in hidden], lengths
+        assert self.select is not None
+        features, lengths = upstream_hidden(None, batch)
+        return self.encoder(self.select(features), lengths), lengths
+
+    def centroids(self) -> list[torch.Tensor]:
+        return [getattr(self, f"centroids_{i}") for i in range(len(self.k_values))]
+
+    def utterance_scores(self, pooled: torch.Tensor) -> torch.Tensor:
+        return losses.cosine_logits(pooled, self.am_weight)
+
+    def loss(self, batch: Batch) -> torch.Tensor:
+        states, lengths = self.states(batch)
+        top = states[-1]
+        if self.stage in ("cluster", "frames"):
+            targets = self.frame_targets(batch.keys, top.shape[1])
+            return losses.frame_loss([head(top) for head in self.frame_heads], targets)
+        pooled = masked_mean(top, lengths)
+        if self.stage == "utterance":
+            return losses.am_softmax(self.utterance_scores(pooled), batch.labels, self.am_scale,
+                                     self.am_margin)
+        if batch.genders is None:
+            raise ValueError(f"method {NAME} needs the speakers' genders, the batch has none")
+        emotion = nn.functional.cross_entropy(self.emotion_head(pooled), batch.labels)
+        gender = nn.functional.cross_entropy(self.gender_head(pooled), batch.genders,
+                                             ignore_index=-1)
+        return emotion + self.gender_weight * gender
+
+    def predict(self, batch: Batch) -> torch.Tensor:
+        """AM-Softmax cosines scaled by s once stage 4 began; the multi-task head before."""
+        states, lengths = self.states(batch)
+        pooled = masked_mean(states[-1], lengths)
+        if self.stage == "utterance":
+            return self.am_scale * self.utterance_scores(pooled)
+        return self.emotion_head(pooled)
+
+    def frame_targets(self, keys: list[str], frames: int) -> list[torch.Tensor]:
+        """One ``(B, frames)`` target per scale; padded frames are ``losses.IGNORE``."""
+        missing = [k for k in keys if k not in self.pseudo_labels]
+        if missing:
+            raise ValueError(f"method {NAME}: no pseudo-labels for {missing[0]!r}; the cluster "
+                             "stage labels every training utterance")
+        rows = [self.pseudo_labels[k] for k in keys]
+        return [losses.frame_targets([r[s] for r in rows], frames, self.device)
+                for s in range(len(self.k_values))]
+
+    # ------------------------------------------------------------------------------ stages
+
+    def begin_stage(self, name: str, data: Any) -> None:
+        """Called by the training loop before each stage; clustering runs (metered) here."""
+        self.stage = name
+        if name == "cluster":
+            self.cluster(data)
+        elif name == "frames" and not self.pseudo_labels:
+            raise ConfigError(f"method {NAME}: the clustering did not finish within the cluster "
+                              "stage's share of max_device_seconds; give the budget more device "
+                              "seconds or lower cluster_frames / kmeans_iters")
+
+    @torch.no_grad()
+    def _cluster_frames(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        states, lengths = self.states(batch.to(self.device))
+        x = states[self.cluster_layer]
+        return x, lengths.to(x.device).clamp(max=x.shape[1])
+
+    @torch.no_grad()
+    def cluster(self, data: Any) -> None:
+        """Sample frames, run k-means per scale, then label every training frame at every scale.
+
+        The sample is ``cluster_frames`` frames drawn uniformly (seeded) from the first batches,
+        in the loop's shuffled order, that hold ``SAMPLE_FACTOR`` times as many frames: a random
+        set of utterances, without a full pass over the data for it.
+        """
+        self.eval()
+        generator = torch.Generator().manual_seed(self.seed)
+        seen: list[torch.Tensor] = []
+        for batch in data.train_batches(epochs=1):
+            x, lengths = self._cluster_frames(batch)
+            seen.append(x[valid_mask(lengths, x.shape[1])].float())
+            if sum(len(s) for s in seen) >= SAMPLE_FACTOR * self.cluster_frames:
+                break
+        pool = torch.cat(seen)
+        pool = pool[torch.randperm(len(pool), generator=generator)[: self.cluster_frames]
+                    .to(pool.device)]
+        for i, k in enumerate(self.k_values):
+            centroids, _ = kmeans(pool, k, self.seed * 1009 + i, self.kmeans_iters)
+            self.centroids()[i].copy_(centroids)
+        labelled: dict[str, torch.Tensor] = {}
+        for batch in data.train_batches(epochs=1):
+            x, lengths = self._cluster_frames(batch)
+            frames = x[valid_mask(lengths, x.shape[1])].float()
+            labels = torch.stack([assign(frames, c)[0] for c in self.centroids()]).cpu()
+            for key, part in zip(batch.keys, labels.split(lengths.tolist(), dim=1), strict=True):
+                labelled[key] = part.clone()
+        self.pseudo_labels = labelled
+
+    def configure_optimizer(self) -> torch.optim.Optimizer:
+        """The pretrained upstream at ``upstream_lr``; every new part at ``lr``."""
+        upstream = list(self.upstream.parameters()) if self.upstream is not None else []
+        new = [p for n, p in self.named_parameters() if not n.startswith("upstream.")]
+        return adamw([(upstream, self.upstream_lr), (new, self.lr)])
