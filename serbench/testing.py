@@ -80,8 +80,15 @@ def _item(spec: UpstreamSpec, inputs: Any, i: int, device: Any) -> Any:
 
 
 def _max_rel_diff(a: torch.Tensor, b: torch.Tensor) -> float:
-    scale = max(1.0, float(b.abs().max())) if b.numel() else 1.0
-    return float((a - b).abs().max()) / scale if a.numel() else 0.0
+    """Largest difference relative to ``b``'s magnitude; NaN where both are NaN counts as equal."""
+    if not a.numel():
+        return 0.0
+    both_nan = a.isnan() & b.isnan()
+    diff = (a.masked_fill(both_nan, 0) - b.masked_fill(both_nan, 0)).abs()
+    if bool(diff.isnan().any()):
+        return math.inf
+    scale = max(1.0, float(b.masked_fill(both_nan, 0).abs().max()))
+    return float(diff.max()) / scale
 
 
 def check_upstream(spec: UpstreamSpec, device: Any = "cpu") -> list[Check]:
@@ -121,8 +128,9 @@ def check_upstream(spec: UpstreamSpec, device: Any = "cpu") -> list[Check]:
     except Exception as exc:
         checks.append(Check("forward", False, f"{type(exc).__name__}: {exc}"))
         return checks
-    checks.extend(_shape_checks(spec, layers, frames))
-    if not all(c.ok for c in checks):
+    shape_checks = _shape_checks(spec, layers, frames)
+    checks.extend(shape_checks)
+    if not all(c.ok for c in shape_checks):
         return checks
     checks.append(_finite(layers, frames))
     if spec.modality == "audio":
