@@ -16,6 +16,12 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--upstream", action="append", default=[], metavar="U",
                    help="upstream name (repeat for a grid)")
     p.add_argument("--dataset", metavar="D", help="dataset name")
+    p.add_argument("--suite", metavar="FILE",
+                   help="a suite YAML (benchmarks/suites/) instead of --method/--upstream/"
+                        "--dataset: every plan of it, validated in full before any run")
+    p.add_argument("--with-baseline", action="store_true",
+                   help="also run each method's declared paired baseline (e.g. contrastive_reg "
+                        "with alpha=0) on the same folds and seeds")
     p.add_argument("--data-root", metavar="DIR",
                    help="the corpus folder or a folder holding it (default $SERBENCH_DATA)")
     p.add_argument("--protocol", metavar="P", help="fold protocol (default: the dataset's first)")
@@ -53,30 +59,49 @@ def handle(args: argparse.Namespace) -> int:
     from .runner import make_plan
     from .specs import ConfigError
     from .store import Store
+    from .suites import baseline_groups, load_suite
 
-    if not args.method or not args.upstream or not args.dataset:
+    if args.suite and (args.method or args.upstream or args.dataset):
+        raise ConfigError("--suite replaces --method, --upstream and --dataset; give one or the "
+                          "other")
+    if not args.suite and (not args.method or not args.upstream or not args.dataset):
         missing = [f"--{n}" for n in ("method", "upstream", "dataset") if not getattr(args, n)]
         raise ConfigError(f"serbench run needs {', '.join(missing)}")
     executor = make_executor(args.executor, args.workers, args.address)
     if not is_primary():  # torchrun ranks > 0 train silently; rank 0 reports and stores
         args.quiet = True
     components = collect()
-    extra = load_budget_file(args.budgets) if args.budgets else {}
-    budget = resolve_budget(args.budget, extra)
     store = Store(args.results or default_results())
-    plan = make_plan(
-        components, methods=args.method, upstreams=args.upstream, dataset=args.dataset,
-        data_root=args.data_root, protocol=args.protocol, budget=budget, seeds=args.seeds,
-        folds=args.folds, options=parse_pairs(args.option, "--option"),
-        dataset_options=parse_pairs(args.dataset_option, "--dataset-option"), store=store,
-        skip_bad_audio=args.skip_bad_audio,
-    )
+    if args.suite:
+        plans = [p.plan for p in load_suite(
+            args.suite, components, data_root=args.data_root, store=store,
+            with_baseline=args.with_baseline, skip_bad_audio=args.skip_bad_audio).plans]
+    else:
+        extra = load_budget_file(args.budgets) if args.budgets else {}
+        budget = resolve_budget(args.budget, extra)
+        options = parse_pairs(args.option, "--option")
+        groups = [(args.method, options)]
+        if args.with_baseline:
+            found = baseline_groups(components, args.method, options)
+            if not found:
+                raise ConfigError(f"--with-baseline: none of {', '.join(args.method)} declares "
+                                  "a paired baseline")
+            groups += [([m], o) for m, o, _ in found]
+        plans = [make_plan(
+            components, methods=methods, upstreams=args.upstream, dataset=args.dataset,
+            data_root=args.data_root, protocol=args.protocol, budget=budget, seeds=args.seeds,
+            folds=args.folds, options=opts,
+            dataset_options=parse_pairs(args.dataset_option, "--dataset-option"), store=store,
+            skip_bad_audio=args.skip_bad_audio,
+        ) for methods, opts in groups]
     if args.dry_run:
-        return _print_plan(plan, args.json)
-    todo = len(plan.todo())
+        return _print_plan(plans, args.json)
+    total = sum(len(p.runs) for p in plans)
+    todo = sum(len(p.todo()) for p in plans)
     if not args.json and not args.quiet:
-        print(f"{len(plan.runs)} runs planned, {len(plan.runs) - todo} already stored, "
-              f"{todo} to run (budget {budget.name}, results in {store.root})", file=sys.stderr)
+        budgets = ", ".join(dict.fromkeys(p.budget.name for p in plans))
+        print(f"{total} runs planned, {total - todo} already stored, "
+              f"{todo} to run (budget {budgets}, results in {store.root})", file=sys.stderr)
 
     def report(out: dict[str, Any]) -> None:
         if args.json:
@@ -84,8 +109,9 @@ def handle(args: argparse.Namespace) -> int:
         elif not args.quiet or out["status"] == "failed":
             print(_line(out), flush=True)
 
-    outcomes = executor.run(plan, store, device=args.device, quiet=args.quiet or args.json,
-                            report=report)
+    outcomes = [o for plan in plans
+                for o in executor.run(plan, store, device=args.device,
+                                      quiet=args.quiet or args.json, report=report)]
     failed = [o for o in outcomes if o["status"] == "failed"]
     if failed and not args.json and is_primary():
         print(f"serbench: {len(failed)} of {len(outcomes)} runs failed; their errors are stored "
@@ -103,13 +129,13 @@ def _line(out: dict[str, Any]) -> str:
     return f"{head}: UAR {m.get('uar', 0):.3f} WAR {m.get('war', 0):.3f}{tag}"
 
 
-def _print_plan(plan: Any, as_json: bool) -> int:
+def _print_plan(plans: list[Any], as_json: bool) -> int:
     rows = [
         {"run_id": r.run_id, "status": "stored" if r.done else "to run", "method": r.spec.method,
          "upstream": r.spec.upstream, "dataset": r.spec.dataset, "protocol": r.spec.protocol,
          "fold": r.spec.fold, "seed": r.spec.seed, "budget": r.spec.budget,
          "options": dict(r.spec.options)}
-        for r in plan.runs
+        for plan in plans for r in plan.runs
     ]
     if as_json:
         for row in rows:
@@ -118,8 +144,10 @@ def _print_plan(plan: Any, as_json: bool) -> int:
     from tabulate import tabulate
 
     print(tabulate([[r["run_id"], r["method"], r["upstream"], r["dataset"], r["fold"], r["seed"],
-                     r["status"]] for r in rows],
-                   headers=["run", "method", "upstream", "dataset", "fold", "seed", "status"]))
+                     r["status"], " ".join(f"{k}={v}" for k, v in r["options"].items())]
+                    for r in rows],
+                   headers=["run", "method", "upstream", "dataset", "fold", "seed", "status",
+                            "options"]))
     return 0
 
 
