@@ -41,8 +41,9 @@ class WhisperEncoderUpstream(nn.Module):
                 windows.append(piece)
                 owner.append(i)
                 keep.append(max(1, math.ceil(len(piece) / SAMPLES_PER_FRAME)))
-        mel = self.extractor(windows, sampling_rate=SAMPLE_RATE, return_tensors="pt").input_features
         param = next(self.encoder.parameters())
+        mel = self.extractor(windows, sampling_rate=SAMPLE_RATE, return_tensors="pt",
+                             device=str(param.device)).input_features
         states = self.encoder(mel.to(param.device, param.dtype), output_hidden_states=True)
         frames = torch.zeros(len(signals), dtype=torch.long)
         for i, k in zip(owner, keep, strict=True):
