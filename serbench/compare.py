@@ -18,6 +18,7 @@ from .leaderboard import (
     p_text,
     pair,
     pct,
+    pooled_ci,
     signature,
     summarize,
 )
@@ -131,11 +132,11 @@ def to_text(r: dict[str, Any]) -> str:
     """The report ``serbench compare`` prints."""
     from tabulate import tabulate
 
-    rows = [[s["condition"], s["runs"], mean_std(s, "uar"), ci_text(s["uar_ci"]),
+    rows = [[s["condition"], s["runs"], mean_std(s, "uar"), pooled_ci(s, "uar"),
              mean_std(s, "war"), mean_std(s, "macro_f1")] for s in (r["a"], r["b"])]
     lines = [f"{r['dataset']} / {r['protocol']} · budget {r['budget']} · "
              f"{r['test_utterances']} test utterances, {r['speakers']} speakers", "",
-             tabulate(rows, headers=["condition", "runs", "UAR % (mean ± std)", "95 % CI",
+             tabulate(rows, headers=["condition", "runs", "UAR % (mean ± std)", "pooled [95 % CI]",
                                      "WAR %", "macro-F1 %"], disable_numparse=True), ""]
     mc = r["mcnemar_counts"]
     tests = [

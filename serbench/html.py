@@ -17,11 +17,11 @@ from .leaderboard import (
     MARK,
     METRIC_NAMES,
     Board,
-    ci_text,
     delta_text,
     legend,
     mean_std,
     p_text,
+    pooled_ci,
 )
 from .metrics import METRICS
 
@@ -118,7 +118,7 @@ def _board_html(board: Board, index: int, link_base: Path) -> str:
     name = METRIC_NAMES[m]
     heads = [_th("rank", True, sort="ascending"), _th("condition", False),
              _th("runs", True, "descending"), _th(f"{name} % (mean ± std)", True, "descending"),
-             _th("95 % CI", True, "descending")]
+             _th("pooled [95 % CI]", True, "descending")]
     heads += [_th(f"{METRIC_NAMES[x]} %", True, "descending") for x in others]
     heads.append(_th("p vs best (Holm)", True))
     if board.baseline:
@@ -129,11 +129,10 @@ def _board_html(board: Board, index: int, link_base: Path) -> str:
         if not row["best"] and row["not_worse_than_best"] and len(board.rows) > 1:
             label += (f' <span class="mark" title="not significantly worse than the best">'
                       f"{MARK}</span>")
-        ci = row[f"{m}_ci"]
         vs_best = row["vs_best"] or {}
         cells = [_td(str(row["rank"]), row["rank"]), _td(row["condition"], row["condition"], label),
                  _runs_cell(board, row, link_base), _td(mean_std(row, m), _num(row[m])),
-                 _td(ci_text(ci), _num(ci[0]) if ci and ci[0] == ci[0] else "")]
+                 _td(pooled_ci(row, m), _num(row[f"{m}_pooled"]))]
         cells += [_td(mean_std(row, x), _num(row[x])) for x in others]
         p_best = vs_best.get("p_bootstrap_holm")
         cells.append(_td(p_text(p_best) if vs_best else "", _num(p_best)))

@@ -188,7 +188,7 @@ def pair(
         check_paired(c.pooled, ref.pooled)
     except PairingError as exc:
         notes.append(f"{c.name} is not tested against {ref.name}: {exc} "
-                     f"(folds {_fold_text(c)} vs {_fold_text(ref)})")
+                     f"(folds {_fold_text(c)} vs {_fold_text(ref)}).")
         return out
     diff = samples.of(c, metric) - samples.of(ref, metric)
     boot = paired_delta(out["delta"], diff, len(c.pooled.speaker_names))
@@ -225,6 +225,11 @@ def mean_std(row: dict[str, Any], m: str) -> str:
     return pct(row[m]) if std is None else f"{pct(row[m])} ± {pct(std)}"
 
 
+def pooled_ci(row: dict[str, Any], m: str) -> str:
+    """The pooled metric and its speaker-bootstrap CI: ``37.1 [30.8, 43.5]``."""
+    return f"{pct(row[f'{m}_pooled'])} {ci_text(row[f'{m}_ci'])}"
+
+
 def ci_text(ci: Sequence[float] | None) -> str:
     return "–" if not ci or not all(map(math.isfinite, ci)) else f"[{pct(ci[0])}, {pct(ci[1])}]"
 
@@ -243,7 +248,7 @@ def cells(board: Board) -> tuple[list[str], list[list[str]], list[str]]:
     """Header, body cells and legend lines shared by the text formats (bold as ``**``)."""
     m = board.metric
     others = [x for x in METRICS if x != m]
-    header = ["condition", "runs", f"{METRIC_NAMES[m]} % (mean ± std)", "95 % CI", "rank"]
+    header = ["condition", "runs", f"{METRIC_NAMES[m]} % (mean ± std)", "pooled [95 % CI]", "rank"]
     header += [f"{METRIC_NAMES[x]} %" for x in others]
     if board.baseline:
         header += [f"Δ {METRIC_NAMES[m]} vs {board.baseline}", "p (Holm)"]
@@ -254,7 +259,7 @@ def cells(board: Board) -> tuple[list[str], list[list[str]], list[str]]:
             name, value = f"**{name}**", f"**{value}**"
         elif row["not_worse_than_best"] and len(board.rows) > 1:
             name = f"{name} {MARK}"
-        line = [name, str(row["runs"]), value, ci_text(row[f"{m}_ci"]), str(row["rank"])]
+        line = [name, str(row["runs"]), value, pooled_ci(row, m), str(row["rank"])]
         line += [mean_std(row, x) for x in others]
         if board.baseline:
             is_base = row["condition"] == board.baseline
@@ -269,8 +274,9 @@ def legend(board: Board) -> list[str]:
     if len(board.rows) > 1:
         lines.append(f"**bold**: best mean {METRIC_NAMES[board.metric]}; {MARK}: not significantly "
                      f"worse than the best (paired speaker bootstrap, Holm over {board.n_pairs} "
-                     f"pairs, alpha {board.alpha:g}). CI: speaker bootstrap of the pooled test "
-                     "predictions.")
+                     f"pair{'s' if board.n_pairs != 1 else ''}, alpha {board.alpha:g}). pooled: "
+                     "the metric of all test predictions pooled over folds and seeds; CI: speaker "
+                     "bootstrap.")
     if board.baseline:
         lines.append(f"Δ: pooled {METRIC_NAMES[board.metric]} minus the baseline's, in points; "
                      "p: paired speaker bootstrap, Holm-adjusted.")
