@@ -98,6 +98,7 @@ class Condition:
     method: str
     options: dict[str, Any]
     runs: list[dict[str, Any]] = field(default_factory=list)
+    failed: int = 0  # failed runs, not counted
     loaded: Pooled | None = field(default=None, repr=False)  # pooled predictions, once read
 
     @property
@@ -203,8 +204,17 @@ class Table:
 def load_tables(
     store: Store, dataset: str | None = None, budget: str | None = None
 ) -> list[Table]:
-    """The finished runs of ``store`` grouped into tables of conditions (a clear error if none)."""
-    rows = store.query(status="ok")
+    """The finished runs of ``store`` grouped into tables of conditions (a clear error if none).
+
+    Failed runs are not counted; each condition remembers how many it has (``failed``).
+    """
+    everything = store.query()
+    rows = [r for r in everything if r["status"] == "ok"]
+    failed: dict[tuple, int] = {}
+    for r in everything:
+        if r["status"] != "ok":
+            key = _condition_key(r)
+            failed[key] = failed.get(key, 0) + 1
     if not rows:
         raise ConfigError(f"no finished runs in {store.root}: run `serbench run ...` first "
                           "or point --results at another folder")
@@ -217,14 +227,13 @@ def load_tables(
                                   f"(there: {', '.join(known)})")
     tables: dict[tuple, dict[tuple, Condition]] = {}
     for r in rows:
-        tkey = (r["dataset"], r["protocol"], _freeze(r["dataset_options"]), r["budget_signature"])
-        ckey = (r["upstream"], r["method"], _freeze(r["options"]))
-        conds = tables.setdefault(tkey, {})
-        if ckey not in conds:
-            conds[ckey] = Condition(store, r["dataset"], r["protocol"], r["dataset_options"],
-                                    r["budget"], r["budget_signature"], r["upstream"], r["method"],
-                                    r["options"])
-        conds[ckey].runs.append(r)
+        key = _condition_key(r)
+        conds = tables.setdefault(key[:4], {})
+        if key not in conds:
+            conds[key] = Condition(store, r["dataset"], r["protocol"], r["dataset_options"],
+                                   r["budget"], r["budget_signature"], r["upstream"], r["method"],
+                                   r["options"], failed=failed.get(key, 0))
+        conds[key].runs.append(r)
     out = []
     for (ds, proto, _, sig), conds in tables.items():
         first = next(iter(conds.values()))
@@ -245,12 +254,18 @@ def find_condition(
 
         names = sorted({c.name for t in tables for c in t.conditions})
         same = sorted({c.name for t in tables for c in t.conditions
-                       if (c.method, c.upstream) == (wanted.method, wanted.upstream)})
+                       if (c.method, c.upstream) == (wanted.method, wanted.upstream)
+                       or (c.method, c.upstream) == (wanted.upstream, wanted.method)})
         close = same or difflib.get_close_matches(str(wanted), names, n=1, cutoff=0.5)
         hint = f"did you mean {close[0]!r}? " if close else ""
         raise ConfigError(f"{what} {text!r} has no finished runs here; {hint}"
                           f"conditions: {', '.join(names)}")
     return hits
+
+
+def _condition_key(r: Mapping[str, Any]) -> tuple:
+    return (r["dataset"], r["protocol"], _freeze(r["dataset_options"]), r["budget_signature"],
+            r["upstream"], r["method"], _freeze(r["options"]))
 
 
 def _freeze(options: Mapping[str, Any]) -> tuple:

@@ -99,9 +99,10 @@ def _board(
 ) -> Board:
     conds = sorted(table.conditions, key=lambda c: (-float(np.mean(c.run_metric(metric))), c.name))
     rows = [summarize(c, samples) for c in conds]
+    notes = [f"{c.name}: {c.failed} failed run{'s' if c.failed > 1 else ''} not counted (the same "
+             "`serbench run` command retries them)." for c in conds if c.failed]
     _rank(rows, metric)
     best = conds[0]
-    notes: list[str] = []
     pairs: dict[frozenset[int], dict[str, Any]] = {}
     for c in conds:
         for ref in (best, base):

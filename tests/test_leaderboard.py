@@ -201,3 +201,17 @@ def test_a_condition_on_other_folds_is_ranked_but_not_tested(planted: Path, tmp_
     assert weak.split("|")[2].strip() == "18"
     assert "weak/wavlm is not tested against " in out
     assert "different test sets (folds 0,1,2,4,5,6,7,8,9 vs 0,1,2,3,4,5,6,7,8,9)" in out
+
+
+def test_failed_runs_are_not_counted_but_said(fixed: Path, capsys) -> None:
+    store = Store(fixed)
+    plain = next(r for r in store.query(method="linear") if r["options"] == {})
+    ok = store.read_record(plain["run_id"])
+    failed = dict(ok, run_id="00000000000000ff", status="failed", metrics=None,
+                  error="RuntimeError: out of memory",
+                  spec=dict(ok["spec"], seed=9))
+    store.write(failed, [])
+    _, out, _ = _run(capsys, "leaderboard", "--results", str(fixed), "--budget", "smoke")
+    assert ("\nlinear/fbank: 1 failed run not counted (the same `serbench run` command retries "
+            "them).  \n") in out
+    assert "| linear/fbank                      |   10 |" in out
