@@ -16,7 +16,8 @@ Who writes the store:
 Ray tasks ask for the resources their budget declares: ``num_gpus=1`` when the budget's device is
 CUDA (or ``auto`` on a cluster that has GPUs), ``num_cpus=budget.cpus``, ``memory=budget.memory_gb``
 (GiB).
-Their progress (start, node, dev evaluations) streams back to the driver through a Ray queue.
+Their progress (start, node, dev evaluations) streams back to the driver through a small actor,
+sent without waiting: a task blocked in ``ray.get`` would lend its CPUs to another task.
 """
 
 from __future__ import annotations
@@ -249,11 +250,12 @@ class RayExecutor:
         except ImportError:
             raise ConfigError("--executor ray needs Ray: pip install 'serbench[ray]'") from None
         if not ray.is_initialized():
+            address = self.address or os.environ.get("RAY_ADDRESS")
+            extra = {} if address else {"include_dashboard": False}  # only for a new instance
             try:
-                ray.init(address=self.address, log_to_driver=False,
-                         logging_level="ERROR", include_dashboard=False)
+                ray.init(address=address, log_to_driver=False, logging_level="ERROR", **extra)
             except (ConnectionError, RuntimeError, ValueError) as exc:
-                where = self.address or os.environ.get("RAY_ADDRESS") or "a new local instance"
+                where = address or "a new local instance"
                 raise ExecutorError(f"cannot start or reach the Ray cluster at {where}: "
                                     f"{' '.join(str(exc).split())[:200]}") from None
         return ray
@@ -265,21 +267,16 @@ class RayExecutor:
         if not sweep.todo:
             return sweep.result()
         ray = self._connect()
-        from ray.util.queue import Empty, Queue
-
         resources = task_resources(plan.budget, device, ray.cluster_resources())
-        queue = Queue(actor_options={"num_cpus": 0})
+        sink = ray.remote(num_cpus=0)(_ProgressSink).remote()
         request = worker_request(plan)
         task = ray.remote(_ray_task).options(max_retries=0, **resources)
-        pending = {task.remote(request, r.run_id, device, queue): r for r in sweep.todo}
+        pending = {task.remote(request, r.run_id, device, sink): r for r in sweep.todo}
         try:
             while pending:
                 done, _ = ray.wait(list(pending), num_returns=1, timeout=0.5)
-                while True:  # progress first: a run's last events come before its result
-                    try:
-                        run_id, message = queue.get_nowait()
-                    except Empty:
-                        break
+                # progress first: a task flushes its events before it returns
+                for run_id, message in ray.get(sink.take.remote()):
                     if not quiet:
                         _print_progress(run_id, message)
                 for ref in done:
@@ -293,15 +290,36 @@ class RayExecutor:
         finally:
             for ref in pending:
                 ray.cancel(ref, force=True)
-            ray.kill(queue.actor)
+            ray.kill(sink)
         return sweep.result()
 
 
+class _ProgressSink:
+    """A Ray actor holding progress events until the driver takes them."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, str]] = []
+
+    def put(self, event: tuple[str, str]) -> None:
+        self.events.append(event)
+
+    def take(self) -> list[tuple[str, str]]:
+        out, self.events = self.events, []
+        return out
+
+    def flush(self) -> None:
+        """Returns once every earlier ``put`` of the caller is held."""
+
+
 def _ray_task(request: Mapping[str, Any], run_id: str, device: str | None,
-              queue: Any) -> dict[str, Any]:
-    """What a Ray worker runs: one run, progress into ``queue``, the result back to the driver."""
-    return execute_one(request, run_id, device, True, None,
-                       progress=lambda rid, msg: queue.put((rid, msg)))
+              sink: Any) -> dict[str, Any]:
+    """What a Ray worker runs: one run, progress to ``sink``, the result back to the driver."""
+    import ray
+
+    result = execute_one(request, run_id, device, True, None,
+                         progress=lambda rid, msg: sink.put.remote((rid, msg)))
+    ray.get(sink.flush.remote())  # calls from one caller run in order: every event is in
+    return result
 
 
 class DistributedExecutor:
