@@ -56,7 +56,7 @@ def test_two_ranks_train_the_same_model_as_one_process(data_root: Path, tmp_path
 
 
 @pytest.mark.usefixtures(warm_cache.__name__)
-def test_device_seconds_are_summed_over_ranks_and_every_rank_stops_together(
+def test_every_rank_stops_together_at_the_device_seconds_limit(
         data_root: Path, tmp_path: Path) -> None:
     budgets = tmp_path / "budgets.yaml"
     budgets.write_text("timed:\n  base: smoke\n  max_steps: 1000000\n  max_device_seconds: 1.5\n"
@@ -69,8 +69,7 @@ def test_device_seconds_are_summed_over_ranks_and_every_rank_stops_together(
     record, _ = _record(tmp_path / "r")
     usage = record["usage"]
     assert usage["stopped_by"] == "max_device_seconds"
-    assert usage["device_seconds"] >= 1.5
-    # each rank measured about half: the limit is reached in about half the wall time
+    assert usage["device_seconds"] >= 1.5  # the sum over both ranks
     assert usage["steps"] > 0 and usage["stages"][0]["steps"] == usage["steps"]
 
 
