@@ -62,6 +62,19 @@ def test_padded_batch_equals_the_bare_model_on_each_unpadded_utterance(
     assert (naive[-1][2, : frames[2]] - layers[-1][2, : frames[2]]).abs().max() > 0.1
 
 
+def test_audio_shorter_than_one_frame_gets_one_frame_of_zero_padded_audio(
+        tiny: dict[str, Path]) -> None:
+    module = collect().upstreams.get(f"hf:{tiny['hubert-group']}").loader("cpu")
+    assert module.min_samples == 400  # kernels 10,3,3,3,3,2,2 with strides 5,2,2,2,2,2,2
+    wave = 0.1 * torch.randn(2, 1000, generator=torch.Generator().manual_seed(1))
+    padded = torch.cat([wave[:1, :300], torch.zeros(1, 100)], dim=1)
+    with torch.inference_mode():
+        layers, frames = module(wave, torch.tensor([300, 1000]))
+        alone, one = module(padded, torch.tensor([400]))
+    assert frames.tolist() == [1, 2] and one.tolist() == [1]  # (1000 - 400) // 320 + 1 = 2
+    torch.testing.assert_close(layers[-1][0, :1], alone[-1][0])
+
+
 def test_layer_drop_is_off_and_the_module_is_frozen_in_eval(tiny: dict[str, Path]) -> None:
     assert json.loads((tiny["wavlm-group"] / "config.json").read_text())["layerdrop"] == 0.1
     module = collect().upstreams.get(f"hf:{tiny['wavlm-group']}").loader("cpu")

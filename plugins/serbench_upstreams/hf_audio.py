@@ -64,6 +64,7 @@ class SSLEncoder(nn.Module):
         self.model = model
         self.do_normalize = do_normalize
         self.revision = revision
+        self.min_samples = receptive_field(model.config)
         self.conv = self.pos_conv = None
         if getattr(model.config, "feat_extract_norm", "layer") == "group":
             self.conv = PerUtterance(model.feature_extractor, -1,
@@ -74,8 +75,11 @@ class SSLEncoder(nn.Module):
     def forward(self, waveforms: torch.Tensor, lengths: torch.Tensor
                 ) -> tuple[list[torch.Tensor], torch.Tensor]:
         lengths = lengths.to(waveforms.device)
-        mask = sample_mask(lengths, waveforms.shape[1])
         x = zero_padding(waveforms.float(), lengths)
+        if x.shape[1] < self.min_samples:  # shorter than one frame: zero-padded to one frame
+            x = nn.functional.pad(x, (0, self.min_samples - x.shape[1]))
+        lengths = lengths.clamp(min=self.min_samples)
+        mask = sample_mask(lengths, x.shape[1])
         if self.do_normalize:
             n = lengths[:, None].clamp(min=1)
             mean = x.sum(1, keepdim=True) / n
@@ -96,6 +100,14 @@ class SSLEncoder(nn.Module):
             self.conv.lengths = samples
         if self.pos_conv is not None:
             self.pos_conv.lengths = frames
+
+
+def receptive_field(config: Any) -> int:
+    """Samples the convolution stack needs for one frame (400 for the usual 320-sample stride)."""
+    field = 1
+    for kernel, stride in reversed(list(zip(config.conv_kernel, config.conv_stride, strict=True))):
+        field = (field - 1) * stride + kernel
+    return field
 
 
 def load_model(folder: Path, family: str, device: Any) -> Any:
