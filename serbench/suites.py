@@ -12,6 +12,8 @@ A suite file is a mapping with these top-level keys (only ``entries`` is require
 ``budgets``          named budgets defined inline, ``{name: {limits}}``
 ``seeds``            default seeds: a count N (seeds 0..N-1) or a list of seeds
 ``folds``            default folds: a list of fold names or indices (default: every fold)
+``options``          default method options, ``{key: value}``; an entry's own options override
+                     them key by key
 ``with_baseline``    default false: also plan each method's declared baseline (see below)
 ``entries``          a list of entries
 
@@ -22,8 +24,10 @@ shown beside the suite, never used to rank), and may override ``dataset``, ``pro
 ``dataset_options``, ``budget``, ``seeds``, ``folds`` and ``with_baseline``.
 
 Baselines: a method declares the options of its paired baseline as a ``baseline`` attribute of
-its ``build`` function (``contrastive_reg``: ``{"alpha": 0.0}``); ``with_baseline`` plans the same
-folds and seeds once more with those options, so the paired tests compare the two directly.
+its ``build`` function (``contrastive_reg``: ``{"alpha": 0.0}``); ``with_baseline: true`` plans
+the same folds and seeds once more with those options, so the paired tests compare the two
+directly. In a file it requires that a method of the entry declares one; ``serbench run --suite
+FILE --with-baseline`` adds the baselines of whichever methods declare one.
 
 Validation happens before any compute, in two passes: the file's structure (an unknown key or a
 wrong type is one line naming the file and the key), every name, option and budget; then every
@@ -45,7 +49,7 @@ from .specs import Budget, ConfigError, MethodSpec
 from .store import Store
 
 TOP_KEYS = ("suite", "description", "dataset", "protocol", "dataset_options", "budget", "budgets",
-            "seeds", "folds", "with_baseline", "entries")
+            "seeds", "folds", "options", "with_baseline", "entries")
 ENTRY_KEYS = ("methods", "upstreams", "options", "published", "dataset", "protocol",
               "dataset_options", "budget", "seeds", "folds", "with_baseline")
 INHERITED = ("dataset", "protocol", "dataset_options", "budget", "seeds", "folds", "with_baseline")
@@ -241,7 +245,8 @@ def _entries(check: _Checker, data: Mapping[str, Any], components: Components,
             raise check.fail(f"{where}.budget", "missing (set it at the top or in the entry)")
         methods = check.names(f"{where}.methods", entry["methods"])
         upstreams = check.names(f"{where}.upstreams", entry["upstreams"])
-        options = check.scalars(f"{where}.options", entry.get("options", {}))
+        options = {**check.scalars("options", data.get("options", {})),
+                   **check.scalars(f"{where}.options", entry.get("options", {}))}
         e = _Entry(
             where=where, methods=methods, upstreams=upstreams, options=options,
             published=(check.published(f"{where}.published", entry["published"], upstreams)

@@ -1,0 +1,207 @@
+"""GMP-TL: AM-Softmax by hand, seeded k-means pseudo-labels on real EmoDB frames, the frame loss's
+padding, requirements checked before compute, and the four stages inside one budget."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from serbench_gmptl import losses
+from serbench_gmptl.kmeans import kmeans
+
+from serbench import Batch, BuildContext, ConfigError
+from serbench.features import cached_features
+from serbench.feeds import CachedFeed
+from serbench.registry import collect
+from serbench.runner import make_plan
+from serbench.specs import Budget
+from serbench.training import train
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny models: one intra-op thread is faster, and steadier on a shared 2-core machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+SMALL = {"finetune_upstream": False, "k_values": "4,8,16", "cluster_frames": 600,
+         "hidden": 16, "encoder_layers": 2}
+
+
+def _real_feed(emodb_root: Path) -> tuple[CachedFeed, tuple[str, ...], BuildContext]:
+    """fbank frames of 32 real EmoDB files: speakers 03 and 08 train, 09 dev, 10 test."""
+    comps = collect()
+    dataset = comps.datasets.get("emodb")
+    utts = dataset.load_manifest(emodb_root, dataset.options)
+    pick = {spk: [u for u in utts if u.speaker == spk][:n]
+            for spk, n in (("03", 10), ("08", 10), ("09", 6), ("10", 6))}
+    splits = {"train": pick["03"] + pick["08"], "dev": pick["09"], "test": pick["10"]}
+    fbank = comps.upstreams.get("fbank")
+    entry = cached_features(fbank, "emodb", emodb_root, [u for s in splits.values() for u in s],
+                            "cpu", quiet=True)
+    labels = tuple(sorted({u.label for s in splits.values() for u in s}))
+    feed = CachedFeed(entry, splits, {lab: i for i, lab in enumerate(labels)}, 20.0,
+                      pooled=False, normalize="none")
+    return feed, labels, _context(labels, fbank)
+
+
+def _context(labels: tuple[str, ...], upstream, seed: int = 0, **options) -> BuildContext:
+    comps = collect()
+    method = comps.methods.get("gmp_tl")
+    return BuildContext(labels=labels, options={**method.defaults, **SMALL, **options},
+                        upstream=upstream, dataset=comps.datasets.get("emodb"), device="cpu",
+                        seed=seed, finetune_upstream=False, load_upstream=lambda: None,
+                        text_encoder=lambda name: None, stages=method.stages)
+
+
+class OneEpoch:
+    """What ``begin_stage`` gets from the loop: the training batches, once."""
+
+    def __init__(self, feed: CachedFeed, seed: int = 0) -> None:
+        self.feed, self.seed = feed, seed
+
+    def train_batches(self, epochs: int = 1):
+        it = self.feed.train(self.seed)
+        for _ in range(self.feed.batches_per_epoch * epochs):
+            yield next(it)
+
+
+def test_am_softmax_equals_the_hand_computed_value() -> None:
+    cos = torch.tensor([[0.2, 0.1, -0.2], [0.3, 0.25, 0.0]])
+    labels = torch.tensor([0, 1])
+    # s = 30, m = 0.2, the margin taken from the true class's cosine only:
+    # logits [30 (0.2 - 0.2), 3, -6] = [0, 3, -6] and [9, 30 (0.25 - 0.2), 0] = [9, 1.5, 0]
+    row0 = -0.0 + math.log(math.exp(0.0) + math.exp(3.0) + math.exp(-6.0))
+    row1 = -1.5 + math.log(math.exp(9.0) + math.exp(1.5) + math.exp(0.0))
+    got = losses.am_softmax(cos, labels, scale=30.0, margin=0.2)
+    assert got.item() == pytest.approx((row0 + row1) / 2, rel=1e-6)
+    assert got.item() == pytest.approx(5.27469, abs=1e-4)
+    # cosines ignore the lengths of embeddings and class weights
+    emb, w = torch.tensor([[3.0, 4.0]]), torch.tensor([[2.0, 0.0], [0.0, 0.5]])
+    assert losses.cosine_logits(emb, w)[0].tolist() == pytest.approx([0.6, 0.8])
+
+
+def test_frame_loss_counts_valid_frames_only() -> None:
+    torch.manual_seed(0)
+    logits = torch.randn(2, 5, 4)
+    targets = losses.frame_targets([torch.tensor([1, 2, 3]), torch.tensor([0, 1, 2, 3, 0])], 5,
+                                   "cpu")
+    assert targets[0].tolist() == [1, 2, 3, losses.IGNORE, losses.IGNORE]
+    by_hand = [-torch.log_softmax(logits[0, t], 0)[c] for t, c in enumerate([1, 2, 3])]
+    by_hand += [-torch.log_softmax(logits[1, t], 0)[c] for t, c in enumerate([0, 1, 2, 3, 0])]
+    expected = torch.stack(by_hand).mean()
+    garbage = logits.clone()
+    garbage[0, 3:] = 1e4 * torch.randn(2, 4)  # whatever the model says on padding
+    for lg in (logits, garbage):
+        torch.testing.assert_close(losses.frame_loss([lg], [targets]), expected)
+
+
+def test_model_frame_loss_is_the_same_padded_or_alone(emodb_root: Path) -> None:
+    feed, labels, ctx = _real_feed(emodb_root)
+    torch.manual_seed(0)
+    model = collect().methods.get("gmp_tl").build(ctx)
+    model.begin_stage("cluster", OneEpoch(feed))
+    batch = next(feed.train(0))
+    assert batch.lengths.min() < batch.lengths.max()  # the batch is padded
+    model.eval()
+    with torch.no_grad():
+        padded = model.loss(batch)
+        alone = []
+        for i, n in enumerate(batch.lengths.tolist()):
+            one = Batch(keys=[batch.keys[i]], labels=batch.labels[i : i + 1],
+                        lengths=batch.lengths[i : i + 1], speakers=[batch.speakers[i]],
+                        features=[f[i : i + 1, :n] for f in batch.features],
+                        genders=batch.genders[i : i + 1])
+            alone.append((model.loss(one), n))
+    total = sum(n for _, n in alone)
+    torch.testing.assert_close(padded, sum(loss * n for loss, n in alone) / total,
+                               rtol=1e-4, atol=1e-5)
+
+
+def test_kmeans_pseudo_labels_are_seeded_and_use_every_declared_cluster(emodb_root: Path
+                                                                        ) -> None:
+    feed, labels, ctx = _real_feed(emodb_root)
+
+    def cluster(seed: int):
+        torch.manual_seed(0)  # the same stage-1 model; only the clustering seed varies
+        model = collect().methods.get("gmp_tl").build(ctx)
+        model.seed = seed
+        model.begin_stage("cluster", OneEpoch(feed))
+        return model
+
+    a, b, c = cluster(0), cluster(0), cluster(1)
+    train = feed.splits["train"].utts
+    frames = {u.key: int(feed.entry.frames(u.key).shape[0]) for u in train}
+    assert set(a.pseudo_labels) == set(frames) and len(frames) == 20
+    for key, labs in a.pseudo_labels.items():
+        assert labs.shape == (3, frames[key])
+        assert torch.equal(labs, b.pseudo_labels[key])
+    for scale, k in enumerate((4, 8, 16)):
+        assert a.centroids()[scale].shape == (k, 16)
+        used = torch.cat([labs[scale] for labs in a.pseudo_labels.values()]).unique()
+        assert used.tolist() == list(range(k))
+        torch.testing.assert_close(a.centroids()[scale], b.centroids()[scale], rtol=0, atol=0)
+    assert not torch.equal(a.centroids()[2], c.centroids()[2])
+
+
+def test_kmeans_recovers_separated_clusters_and_rejects_too_few_frames() -> None:
+    g = torch.Generator().manual_seed(0)
+    centres = torch.tensor([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]])
+    x = torch.cat([c + 0.1 * torch.randn(50, 2, generator=g) for c in centres])
+    found, labels = kmeans(x, 3, seed=3)
+    assert sorted(labels.bincount().tolist()) == [50, 50, 50]
+    order = found[:, 0] * 2 + found[:, 1]  # (0,0) < (0,10) < (10,0)
+    torch.testing.assert_close(found[order.argsort()], centres[[0, 2, 1]], atol=0.1, rtol=0)
+    with pytest.raises(ConfigError, match=r"k-means with K=8 needs at least 8 frames, got 5"):
+        kmeans(x[:5], 8, seed=0)
+
+
+def test_needs_frames_and_gender_before_any_compute(data_root: Path) -> None:
+    with pytest.raises(ConfigError) as err:
+        make_plan(collect(), methods=["gmp_tl"], upstreams=["egemaps"], dataset="emodb",
+                  data_root=data_root, options={"finetune_upstream": "false"})
+    assert str(err.value) == (
+        "method 'gmp_tl' needs frame-level features, but upstream 'egemaps' gives one vector "
+        "per utterance; choose a frame-level upstream")
+    assert collect().methods.get("gmp_tl").requires == frozenset({"frames", "gender"})
+
+
+def test_bad_options_are_one_line_errors(emodb_root: Path) -> None:
+    fbank = collect().upstreams.get("fbank")
+    with pytest.raises(ConfigError, match=r"option k_values must be comma-separated cluster "
+                                          r"counts >= 2 like 50,100,200, got '50;100'"):
+        collect().methods.get("gmp_tl").build(_context(("a", "b"), fbank, k_values="50;100"))
+    with pytest.raises(ConfigError, match=r"cluster_layer must be 'middle', 'last' or an index "
+                                          r"in \[-3, 2\] \(3 layers to cluster\), got '7'"):
+        collect().methods.get("gmp_tl").build(_context(("a", "b"), fbank, cluster_layer="7"))
+
+
+@pytest.mark.parametrize("limits", [{"max_steps": 20, "max_device_seconds": 300.0},
+                                    {"max_steps": 100000, "max_device_seconds": 10.0}])
+def test_the_four_stages_never_exceed_the_budget(emodb_root: Path, limits: dict) -> None:
+    feed, labels, ctx = _real_feed(emodb_root)
+    budget = Budget("t", batch_seconds=20.0, eval_every=1000, **limits)
+    method = collect().methods.get("gmp_tl")
+    torch.manual_seed(0)
+    model = method.build(ctx)
+    usage = train(model, feed, budget, method.stages, 1e-3, torch.device("cpu"), 0, labels)
+    stages = usage.stages
+    assert [s["name"] for s in stages] == ["multitask", "cluster", "frames", "utterance"]
+    assert usage.steps == sum(s["steps"] for s in stages) <= budget.max_steps
+    assert all(s["steps"] <= s["max_steps"] for s in stages)
+    assert sum(s["max_device_seconds"] for s in stages) == pytest.approx(
+        budget.max_device_seconds)
+    # a step interrupted by the timer may overrun its stage by the alarm's 50 ms grace
+    assert all(s["device_seconds"] <= s["max_device_seconds"] + 0.2 for s in stages)
+    assert usage.device_seconds <= budget.max_device_seconds + 0.5
+    assert model.stage == "utterance" and model.pseudo_labels
+    if budget.max_steps == 20:
+        assert [s["max_steps"] for s in stages] == [6, 1, 6, 7]
+        assert usage.stopped_by == "max_steps" and usage.steps == 20
+    else:
+        assert usage.stopped_by == "max_device_seconds"
