@@ -109,9 +109,8 @@ def handle(args: argparse.Namespace) -> int:
         elif not args.quiet or out["status"] == "failed":
             print(_line(out), flush=True)
 
-    outcomes = [o for plan in plans
-                for o in executor.run(plan, store, device=args.device,
-                                      quiet=args.quiet or args.json, report=report)]
+    outcomes = executor.run(plans, store, device=args.device, quiet=args.quiet or args.json,
+                            report=report)
     failed = [o for o in outcomes if o["status"] == "failed"]
     if failed and not args.json and is_primary():
         print(f"serbench: {len(failed)} of {len(outcomes)} runs failed; their errors are stored "
