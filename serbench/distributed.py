@@ -22,7 +22,7 @@ import contextlib
 import os
 import sys
 from dataclasses import dataclass, fields
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 from .specs import Batch, ConfigError
 
@@ -221,24 +221,28 @@ class DistributedModel:
 # ---------------------------------------------------------------------------------- the sweep
 
 
-def run_distributed(plan: Any, store: Any, *, device: str | None, quiet: bool,
+def run_distributed(plans: Sequence[Any], store: Any, *, device: str | None, quiet: bool,
                     report: Callable[[dict[str, Any]], None] | None) -> list[dict[str, Any]]:
-    """Every missing run of ``plan``, each trained by all ranks together; rank 0 stores it."""
+    """Every missing run of ``plans``, each trained by all ranks together; rank 0 stores it."""
     from .audio import AudioError
     from .cli import error_line
     from .runner import _notify, execute_run, failed_record, outcome
 
-    with process_group(device or plan.budget.device) as world:
+    if not plans:
+        return []
+    runs = [(plan, run) for plan in plans for run in plan.runs]
+    with process_group(device or plans[0].budget.device) as world:
         if world.primary:
             store.ensure()
-            missing = [r.run_id for r in plan.runs if not (r.done or store.has(r.run_id))]
+            missing = [r.run_id for _, r in runs if not (r.done or store.has(r.run_id))]
         else:
             missing = None
         missing = set(world.agree(missing))
         outcomes = []
-        for run in plan.runs:
+        for plan, run in runs:
             if run.run_id not in missing:
-                out = outcome(run, store.read_record(run.run_id), "skipped")
+                stored = store.read_record(run.run_id) if world.primary else None
+                out = outcome(run, stored, "skipped")
             else:
                 try:
                     record, predictions = execute_run(plan, run, world.device,
@@ -254,6 +258,7 @@ def run_distributed(plan: Any, store: Any, *, device: str | None, quiet: bool,
                     store.write(record, predictions)
                     _notify(plan, record)
                 out = outcome(run, record, record["status"])
+                missing.discard(run.run_id)  # the same cell in another plan is done now
             outcomes.append(out)
             if report and world.primary:
                 report(out)

@@ -1,9 +1,10 @@
 """Where a sweep's runs execute: here, in N local processes, on a Ray cluster, or under torchrun.
 
-Every executor takes a validated :class:`~serbench.runner.Plan` and returns one outcome per run, in
-plan order, reporting each as it finishes. Runs are independent, so a sweep spreads over processes
-by run; workers rebuild the plan from ``Plan.request`` (plugins hold callables that do not travel)
-and check that they compute the same run ids.
+Every executor takes validated :class:`~serbench.runner.Plan` s (one, or every plan of a suite)
+and returns one outcome per run, in plan order, reporting each as it finishes. Runs are
+independent, so a sweep spreads over processes by run, across plans; workers rebuild each plan
+once from ``Plan.request`` (plugins hold callables that do not travel) and check that they compute
+the same run ids.
 
 Who writes the store:
 
@@ -25,7 +26,7 @@ from __future__ import annotations
 import os
 import sys
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 from .specs import Budget, ConfigError
 
@@ -122,26 +123,34 @@ def _print_progress(run_id: str, message: str) -> None:
 
 
 class _Sweep:
-    """Bookkeeping shared by the executors: skipped runs, outcomes in plan order, the hook."""
+    """Bookkeeping shared by the executors: skipped runs, outcomes in plan order, the hook.
 
-    def __init__(self, plan: Any, store: Any, report: Report | None) -> None:
+    A cell planned twice (the same run id in two plans of a suite) runs once.
+    """
+
+    def __init__(self, plans: Sequence[Any], store: Any, report: Report | None) -> None:
         from .runner import outcome
 
-        self.plan, self.store, self.report = plan, store, report
-        self.by_id = {r.run_id: r for r in plan.runs}
+        self.plans, self.store, self.report = plans, store, report
+        self.by_id: dict[str, tuple[Any, Any]] = {}
         self.outcomes: dict[str, dict[str, Any]] = {}
-        self.todo = []
-        for run in plan.runs:
-            if run.done or store.has(run.run_id):
-                self._emit(run.run_id, outcome(run, store.read_record(run.run_id), "skipped"))
-            else:
-                self.todo.append(run)
+        self.todo: list[tuple[Any, Any]] = []
+        for plan in plans:
+            for run in plan.runs:
+                if run.run_id in self.by_id:
+                    continue
+                self.by_id[run.run_id] = (plan, run)
+                if run.done or store.has(run.run_id):
+                    self._emit(run.run_id,
+                               outcome(run, store.read_record(run.run_id), "skipped"))
+                else:
+                    self.todo.append((plan, run))
 
     def finished(self, record: Mapping[str, Any]) -> None:
         from .runner import _notify, outcome
 
-        _notify(self.plan, record)
-        run = self.by_id[record["run_id"]]
+        plan, run = self.by_id[record["run_id"]]
+        _notify(plan, record)
         self._emit(run.run_id, outcome(run, record, record["status"]))
 
     def _emit(self, run_id: str, out: dict[str, Any]) -> None:
@@ -150,7 +159,8 @@ class _Sweep:
             self.report(out)
 
     def result(self) -> list[dict[str, Any]]:
-        return [self.outcomes[r.run_id] for r in self.plan.runs if r.run_id in self.outcomes]
+        return [self.outcomes[r.run_id] for p in self.plans for r in p.runs
+                if r.run_id in self.outcomes]
 
 
 class LocalExecutor:
@@ -161,27 +171,28 @@ class LocalExecutor:
             raise ConfigError(f"--workers must be at least 1, got {workers}")
         self.workers = workers
 
-    def run(self, plan: Any, store: Any, *, device: str | None = None, quiet: bool = False,
-            report: Report | None = None) -> list[dict[str, Any]]:
+    def run(self, plans: Sequence[Any], store: Any, *, device: str | None = None,
+            quiet: bool = False, report: Report | None = None) -> list[dict[str, Any]]:
         from .runner import run_plan
 
         if self.workers == 1:
-            return run_plan(plan, store, device=device, quiet=quiet, report=report)
+            return [o for plan in plans
+                    for o in run_plan(plan, store, device=device, quiet=quiet, report=report)]
         import multiprocessing
 
         store.ensure()
-        sweep = _Sweep(plan, store, report)
+        sweep = _Sweep(plans, store, report)
         if not sweep.todo:
             return sweep.result()
-        request = worker_request(plan)
+        requests = {id(plan): worker_request(plan) for plan in plans}
         n = min(self.workers, len(sweep.todo))
         threads = max(1, (os.cpu_count() or 1) // n)
         progress = None if quiet else _print_progress
         pool = ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("spawn"),
                                    initializer=_init_local_worker, initargs=(threads,))
         try:
-            pending = {pool.submit(execute_one, request, r.run_id, device, True,
-                                   str(store.root), progress) for r in sweep.todo}
+            pending = {pool.submit(execute_one, requests[id(plan)], r.run_id, device, True,
+                                   str(store.root), progress) for plan, r in sweep.todo}
             while pending:
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
                 for future in done:
@@ -260,18 +271,22 @@ class RayExecutor:
                                     f"{' '.join(str(exc).split())[:200]}") from None
         return ray
 
-    def run(self, plan: Any, store: Any, *, device: str | None = None, quiet: bool = False,
-            report: Report | None = None) -> list[dict[str, Any]]:
+    def run(self, plans: Sequence[Any], store: Any, *, device: str | None = None,
+            quiet: bool = False, report: Report | None = None) -> list[dict[str, Any]]:
         store.ensure()
-        sweep = _Sweep(plan, store, report)
+        sweep = _Sweep(plans, store, report)
         if not sweep.todo:
             return sweep.result()
         ray = self._connect()
-        resources = task_resources(plan.budget, device, ray.cluster_resources())
+        cluster = ray.cluster_resources()
+        task = ray.remote(_ray_task).options(max_retries=0)
+        # every plan's resources are checked before the first task is sent
+        options = {id(p): task_resources(p.budget, device, cluster) for p in plans}
+        requests = {id(plan): worker_request(plan) for plan in plans}
         sink = ray.remote(num_cpus=0)(_ProgressSink).remote()
-        request = worker_request(plan)
-        task = ray.remote(_ray_task).options(max_retries=0, **resources)
-        pending = {task.remote(request, r.run_id, device, sink): r for r in sweep.todo}
+        pending = {task.options(**options[id(plan)]).remote(requests[id(plan)], r.run_id, device,
+                                                            sink): r
+                   for plan, r in sweep.todo}
         try:
             while pending:
                 done, _ = ray.wait(list(pending), num_returns=1, timeout=0.5)
@@ -325,11 +340,11 @@ def _ray_task(request: Mapping[str, Any], run_id: str, device: str | None,
 class DistributedExecutor:
     """Under torchrun: all ranks train each run together (see :mod:`serbench.distributed`)."""
 
-    def run(self, plan: Any, store: Any, *, device: str | None = None, quiet: bool = False,
-            report: Report | None = None) -> list[dict[str, Any]]:
+    def run(self, plans: Sequence[Any], store: Any, *, device: str | None = None,
+            quiet: bool = False, report: Report | None = None) -> list[dict[str, Any]]:
         from .distributed import run_distributed
 
-        return run_distributed(plan, store, device=device, quiet=quiet, report=report)
+        return run_distributed(plans, store, device=device, quiet=quiet, report=report)
 
 
 def make_executor(name: str = "local", workers: int = 1,
