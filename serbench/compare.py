@@ -7,6 +7,7 @@ beside it. Conditions with different budgets or different test sets are refused,
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from .conditions import Condition, Table, find_condition, load_tables
@@ -114,11 +115,15 @@ def compare(
 def verdict(r: dict[str, Any]) -> str:
     a, b = r["a"]["condition"], r["b"]["condition"]
     d, ci, p = r["delta_uar"], r["delta_uar_ci"], r["p_bootstrap"]
-    stats = (f"{abs(100 * d):.1f} UAR points, 95 % CI of A − B {delta_text(ci[0])} to "
-             f"{delta_text(ci[1])}, paired speaker bootstrap p {_p_phrase(p)}") if ci else "no CI"
+    if p is None or not math.isfinite(p):
+        return (f"{a} and {b} differ by {delta_text(d)} UAR points, which cannot be tested: the "
+                "speaker bootstrap needs at least 2 test speakers.")
+    stats = (f"A − B = {delta_text(d)} UAR points, 95 % CI {delta_text(ci[0])} to "
+             f"{delta_text(ci[1])}, paired speaker bootstrap p {_p_phrase(p)}")
     if r["significant"]:
         hi, lo = (a, b) if d > 0 else (b, a)
-        return f"{hi} beats {lo} by {stats}: significant at alpha {r['alpha']:g}."
+        return (f"{hi} beats {lo} by {abs(100 * d):.1f} UAR points ({stats}): significant at "
+                f"alpha {r['alpha']:g}.")
     return (f"The difference between {a} and {b} ({stats}) is not significant at alpha "
             f"{r['alpha']:g}.")
 
