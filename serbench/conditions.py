@@ -11,6 +11,7 @@ brackets, ``linear[normalize=speaker]/egemaps``; the same text selects them in `
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -152,28 +153,68 @@ class Condition:
         return self.loaded
 
     def _read_pooled(self) -> Pooled:
-        index = {label: i for i, label in enumerate(self.labels)}
-        keys: list[str] = []
-        speakers: list[str] = []
-        y_true: list[int] = []
-        y_pred: list[int] = []
-        for r in self.runs:
-            preds = self.store.read_predictions(r["run_id"])
-            try:
-                y_true += [index[p["label"]] for p in preds]
-                y_pred += [index[p["prediction"]] for p in preds]
-            except KeyError as exc:
-                raise ConfigError(
-                    f"run {r['run_id']}: predictions.jsonl names class {exc.args[0]!r}, which is "
-                    f"not among the run's labels ({', '.join(self.labels)})") from None
-            keys += [p["key"] for p in preds]
-            speakers += [str(p["speaker"]) for p in preds]
-        if not keys:
+        parts = [run_predictions(self.store, r["run_id"], self.labels) for r in self.runs]
+        if not parts or not sum(len(k) for k, *_ in parts):
             raise ConfigError(f"{self.name} on {self.dataset}: its runs stored no test predictions")
+        keys, speakers, y_true, y_pred = (np.concatenate(col) for col in zip(*parts, strict=True))
         return pool(keys, speakers, y_true, y_pred, self.labels)
 
     def run_json(self, run_id: str) -> Path:
         return self.store.runs_dir / run_id / "run.json"
+
+
+CACHE = Path(".cache") / "predictions"
+
+
+def run_predictions(
+    store: Store, run_id: str, labels: Sequence[str]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(keys, speakers, true index, predicted index) of one run's test predictions.
+
+    ``predictions.jsonl`` is parsed and checked against its checksum once; the arrays are then
+    kept in ``<results>/.cache/predictions/<run_id>.npz``, stamped with the record's checksum and
+    the file's size and modification time, so a changed file is read (and checked) again. A
+    results folder that cannot be written is simply read every time.
+    """
+    record = store.read_record(run_id)
+    if tuple(record.get("labels") or ()) != tuple(labels):
+        raise ConfigError(f"run {run_id} has labels {record.get('labels')} but the other runs of "
+                          f"its condition have {list(labels)}: delete the stale run")
+    source = store.runs_dir / run_id / "predictions.jsonl"
+    try:
+        st = source.stat()
+    except FileNotFoundError:
+        raise ConfigError(f"run {run_id} has no predictions.jsonl in {store.root}") from None
+    stamp = f"{record.get('checksum')}:{st.st_size}:{st.st_mtime_ns}"
+    cache = store.root / CACHE / f"{run_id}.npz"
+    try:
+        with np.load(cache, allow_pickle=False) as z:
+            if str(z["stamp"]) == stamp:
+                return z["keys"], z["speakers"], z["y_true"], z["y_pred"]
+    except (OSError, ValueError, KeyError):
+        pass
+    preds = store.read_predictions(run_id)
+    index = {label: i for i, label in enumerate(labels)}
+    try:
+        y_true = np.array([index[p["label"]] for p in preds], dtype=np.int64)
+        y_pred = np.array([index[p["prediction"]] for p in preds], dtype=np.int64)
+    except KeyError as exc:
+        raise ConfigError(f"run {run_id}: predictions.jsonl names class {exc.args[0]!r}, which is "
+                          f"not among the run's labels ({', '.join(labels)})") from None
+    keys = np.array([p["key"] for p in preds], dtype=str)
+    speakers = np.array([str(p["speaker"]) for p in preds], dtype=str)
+    _save(cache, stamp=np.array(stamp), keys=keys, speakers=speakers, y_true=y_true, y_pred=y_pred)
+    return keys, speakers, y_true, y_pred
+
+
+def _save(path: Path, **arrays: np.ndarray) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.stem}.{os.getpid()}.npz")
+        np.savez_compressed(tmp, **arrays)
+        os.replace(tmp, path)
+    except OSError:
+        pass  # a read-only results folder: no cache
 
 
 @dataclass

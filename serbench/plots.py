@@ -86,6 +86,7 @@ def _speaker_plot(plt: Any, board: Board, path: Path) -> Path:
         x = [names.index(s) for s in pooled.speaker_names]
         ax.plot(x, uar, marker="o", ms=4, lw=1, label=cond.name)
     ax.set_xticks(range(len(names)), names, rotation=60, ha="right", fontsize=8)
+    ax.set_xlabel("test speaker")
     ax.set_ylabel("UAR % per speaker")
     ax.set_title(board.table.title, fontsize=10)
     ax.grid(axis="y", alpha=0.3)

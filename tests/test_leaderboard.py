@@ -215,3 +215,20 @@ def test_failed_runs_are_not_counted_but_said(fixed: Path, capsys) -> None:
     assert ("\nlinear/fbank: 1 failed run not counted (the same `serbench run` command retries "
             "them).  \n") in out
     assert "| linear/fbank                      |   10 |" in out
+
+
+def test_predictions_are_cached_and_a_changed_file_is_checked_again(fixed: Path, capsys) -> None:
+    first = _run(capsys, "leaderboard", "--results", str(fixed), "--format", "json")[1]
+    cached = sorted(p.stem for p in (fixed / ".cache" / "predictions").glob("*.npz"))
+    assert cached == sorted(p.name for p in (fixed / "runs").iterdir())
+    assert _run(capsys, "leaderboard", "--results", str(fixed), "--format", "json")[1] == first
+    run_id = json.loads(first)[0]["run_ids"][0]
+    path = fixed / "runs" / run_id / "predictions.jsonl"
+    lines = path.read_text().splitlines()
+    tampered = json.loads(lines[0])
+    tampered["prediction"] = "sad" if tampered["prediction"] != "sad" else "ang"
+    path.write_text("\n".join([json.dumps(tampered, sort_keys=True), *lines[1:]]) + "\n")
+    code, _, err = _run(capsys, "leaderboard", "--results", str(fixed))
+    assert code == 2
+    assert err == (f"serbench: error: {path} does not match the checksum in run.json: the "
+                   "predictions were tampered with; delete the run and run again\n")
