@@ -4,8 +4,8 @@
 text encoder's sentence embedding → Linear → ReLU), concatenated → dropout → Linear(C).
 ``ContrastiveReg`` adds a critic on (audio code, text code) pairs trained to tell an utterance's
 own transcript from one of a different emotion, with loss ``(1 − α) CE + α (−estimate)``. It
-builds the fusion parts first, from the same seed, and with ``α = 0`` skips the critic entirely
-(no extra random draws), so it is then exactly the baseline.
+builds the fusion parts first, draws nothing from the global random stream for the critic, and
+with ``α = 0`` skips the critic entirely, so it is then exactly the baseline.
 """
 
 from __future__ import annotations
@@ -105,9 +105,11 @@ class ContrastiveReg(Fusion):
             raise ConfigError(f"method {NAME}: option estimator must be one of "
                               f"{', '.join(estimators.ESTIMATORS)}, got {self.estimator!r}")
         hidden = int(o["hidden"])
-        self.critic_net = nn.Sequential(nn.Linear(2 * hidden, hidden), nn.ReLU(),
-                                        nn.Linear(hidden, 1))
-        # negatives come from their own generator, so they never shift the dropout masks
+        # the critic's initialisation and the negatives draw from random streams of their own,
+        # so the fusion parts see exactly the baseline's random numbers (dropout masks included)
+        with torch.random.fork_rng(devices=[]):
+            self.critic_net = nn.Sequential(nn.Linear(2 * hidden, hidden), nn.ReLU(),
+                                            nn.Linear(hidden, 1))
         self.generator = torch.Generator().manual_seed(int(ctx.seed))
 
     def critic(self, audio: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
