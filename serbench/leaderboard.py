@@ -118,15 +118,21 @@ def _board(
         vs_best = _oriented(pairs, c, best)
         row["vs_best"] = vs_best
         row["not_worse_than_best"] = True if c is best else (
-            None if vs_best is None or vs_best["p_bootstrap"] is None
+            None if not _tested(vs_best)
             else not (_significant(vs_best, alpha) and vs_best["delta"] < 0))
         if base is not None:
             vs_base = _oriented(pairs, c, base)
             row["vs_baseline"] = vs_base
             row["delta_vs_baseline"] = vs_base["delta"] if vs_base else None
             row["p_vs_baseline"] = vs_base["p_bootstrap_holm"] if vs_base else None
+    tested = sum(_tested(p) for p in pairs.values())
     return Board(table, metric, rows, signature(table, samples, alpha),
-                 base.name if base else None, len(pairs), notes, alpha)
+                 base.name if base else None, tested, notes, alpha)
+
+
+def _tested(pair: dict[str, Any] | None) -> bool:
+    p = None if pair is None else pair["p_bootstrap"]
+    return p is not None and math.isfinite(p)
 
 
 def _oriented(
@@ -178,7 +184,12 @@ def _rank(rows: list[dict[str, Any]], metric: str) -> None:
 def pair(
     c: Condition, ref: Condition, metric: str, samples: Samples, notes: list[str]
 ) -> dict[str, Any]:
-    """``c`` against ``ref``: Δ = c − ref with its CI and the three tests' raw p-values."""
+    """``c`` against ``ref``: Δ = c − ref with its CI and the three tests' raw p-values.
+
+    ``n10`` counts test utterances ``c`` got right (in most seeds) and ``ref`` wrong, ``n01`` the
+    reverse; ``matched_runs`` the (fold, seed) runs Wilcoxon pairs. Unpaired conditions (other
+    test sets) get no tests and a note instead.
+    """
     delta = c.pooled.metric(metric) - ref.pooled.metric(metric)
     out: dict[str, Any] = {"against": ref.name, "delta": delta, "delta_ci": None,
                            "p_bootstrap": None, "p_mcnemar": None, "p_wilcoxon": None,
