@@ -311,10 +311,14 @@ def load_suite(
     views: dict[tuple[Any, ...], DatasetView] = {}
     for e in entries:
         key = (e.dataset, e.protocol, tuple(sorted(e.dataset_options.items())))
-        try:
-            if key not in views:
+        if key not in views:
+            try:
                 views[key] = load_dataset(components, e.dataset, data_root, e.protocol,
                                           e.dataset_options, skip_bad_audio)
+            except ConfigError as exc:
+                named = "" if f"{e.dataset!r}" in str(exc) else f"dataset {e.dataset!r}: "
+                raise ConfigError(f"{path}: {e.where}: {named}{exc}") from None
+        try:
             groups = [(e.methods, e.options, "")]
             if e.with_baseline:
                 groups += [([m], o, f" ({tag})")
