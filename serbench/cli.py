@@ -175,6 +175,7 @@ _COMMAND_MODULES = (
     "serbench.cli_results",
     "serbench.cli_data",
     "serbench.cli_upstream",
+    "serbench.cli_cache",
 )
 
 
