@@ -1,0 +1,62 @@
+"""Smoke runs of gmp_tl and contrastive_reg (with its α = 0 baseline) on one real EmoDB fold,
+through ``serbench run``, and the leaderboard showing them beside the linear probe."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from serbench.cli import main
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny models: one intra-op thread is faster, and steadier on a shared 2-core machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.mark.slow
+def test_smoke_runs_appear_on_the_leaderboard_beside_the_probe(
+        tmp_path: Path, data_root: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    budgets = tmp_path / "budgets.yaml"
+    budgets.write_text("tiny:\n  base: smoke\n  max_steps: 20\n  max_device_seconds: 300\n"
+                       "  eval_every: 10\n")
+    results = tmp_path / "results"
+    common = ["--dataset", "emodb", "--data-root", str(data_root), "--folds", "0", "--budgets",
+              str(budgets), "--budget", "tiny", "--results", str(results), "--quiet"]
+    assert main(["run", "--method", "linear", "--upstream", "fbank", *common]) == 0
+    assert main(["run", "--method", "gmp_tl", "--upstream", "fbank", "--option",
+                 "finetune_upstream=false", *common]) == 0
+    assert main(["run", "--method", "contrastive_reg", "--upstream", "fbank", "--option",
+                 "text_encoder=minilm", "--with-baseline", *common]) == 0
+    capsys.readouterr()
+    assert main(["leaderboard", "--results", str(results), "--dataset", "emodb", "--format",
+                 "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert sorted(r["condition"] for r in rows) == [
+        "contrastive_reg/fbank", "contrastive_reg[alpha=0.0]/fbank",
+        "gmp_tl[finetune_upstream=false]/fbank", "linear/fbank"]
+    assert {(r["budget"], r["runs"], r["folds"]) for r in rows} == {("tiny", 1, 1)}
+    assert all(0.0 <= r["uar"] <= 1.0 for r in rows)
+
+    records = [json.loads(p.read_text()) for p in results.glob("runs/*/run.json")]
+    gmp = next(r for r in records if r["spec"]["method"] == "gmp_tl")
+    assert gmp["status"] == "ok" and gmp["n_test"] == 49  # speaker 03's files
+    assert {k: gmp["options"][k] for k in ("k_values", "cluster_layer", "gender_weight",
+                                           "am_scale", "am_margin")} == {
+        "k_values": "50,100,200", "cluster_layer": "middle", "gender_weight": 0.5,
+        "am_scale": 30.0, "am_margin": 0.2}
+    stages = gmp["usage"]["stages"]
+    assert [(s["name"], s["max_steps"], s["steps"]) for s in stages] == [
+        ("multitask", 6, 6), ("cluster", 1, 1), ("frames", 6, 6), ("utterance", 7, 7)]
+    assert sum(s["device_seconds"] for s in stages) <= 300.0
+    pair = sorted((r for r in records if r["spec"]["method"] == "contrastive_reg"),
+                  key=lambda r: r["options"]["alpha"])
+    assert [r["options"]["alpha"] for r in pair] == [0.0, 0.3]
+    assert pair[0]["test_hash"] == pair[1]["test_hash"]  # the paired test can compare them
