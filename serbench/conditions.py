@@ -25,6 +25,12 @@ from .stats import Pooled, pool
 from .store import Store
 
 
+def natural(value: Any) -> tuple[int, int | str]:
+    """Sort key putting fold and seed ``2`` before ``10``."""
+    text = str(value)
+    return (0, int(text)) if text.isdigit() else (1, text)
+
+
 def format_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -108,11 +114,11 @@ class Condition:
 
     @property
     def folds(self) -> list[Any]:
-        return sorted({r["fold"] for r in self.runs}, key=str)
+        return sorted({r["fold"] for r in self.runs}, key=natural)
 
     @property
     def seeds(self) -> list[Any]:
-        return sorted({r["seed"] for r in self.runs}, key=str)
+        return sorted({r["seed"] for r in self.runs}, key=natural)
 
     def run_metric(self, metric: str) -> np.ndarray:
         return np.array([r[metric] for r in self.runs], dtype=float)
@@ -235,11 +241,11 @@ class Table:
 
     @property
     def seeds(self) -> list[Any]:
-        return sorted({s for c in self.conditions for s in c.seeds}, key=str)
+        return sorted({s for c in self.conditions for s in c.seeds}, key=natural)
 
     @property
     def folds(self) -> list[Any]:
-        return sorted({f for c in self.conditions for f in c.folds}, key=str)
+        return sorted({f for c in self.conditions for f in c.folds}, key=natural)
 
 
 def load_tables(

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from . import __version__
+from .conditions import natural
 from .leaderboard import (
     MARK,
     METRIC_NAMES,
@@ -104,7 +105,7 @@ def _td(text: str, value: Any, html: str | None = None) -> str:
 def _runs_cell(board: Board, row: dict[str, Any], link_base: Path) -> str:
     cond = next(c for c in board.table.conditions if c.name == row["condition"])
     items = []
-    for r in sorted(cond.runs, key=lambda r: (str(r["seed"]), str(r["fold"]))):
+    for r in sorted(cond.runs, key=lambda r: (natural(r["seed"]), natural(r["fold"]))):
         href = Path(os.path.relpath(cond.run_json(r["run_id"]), link_base)).as_posix()
         items.append(f'<li><a href="{escape(href)}">fold {escape(str(r["fold"]))} · seed '
                      f'{escape(str(r["seed"]))}</a></li>')

@@ -232,3 +232,9 @@ def test_predictions_are_cached_and_a_changed_file_is_checked_again(fixed: Path,
     assert code == 2
     assert err == (f"serbench: error: {path} does not match the checksum in run.json: the "
                    "predictions were tampered with; delete the run and run again\n")
+
+
+def test_folds_and_seeds_sort_as_numbers_in_signatures() -> None:
+    from serbench.conditions import natural
+
+    assert sorted(["10", "2", "Ses01", 1, "03"], key=natural) == [1, "2", "03", "10", "Ses01"]
