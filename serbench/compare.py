@@ -19,6 +19,7 @@ from .leaderboard import (
     p_text,
     pair,
     pct,
+    plural,
     pooled_ci,
     signature,
     summarize,
@@ -87,7 +88,7 @@ def compare(
     samples = Samples(n_boot, seed)
     notes: list[str] = []
     result = pair(ca, cb, "uar", samples, notes)
-    if notes:
+    if result["p_bootstrap"] is None:  # not paired: labels or utterances differ
         raise PairingError(notes[0])
     sa, sb = summarize(ca, samples), summarize(cb, samples)
     ra, rb = per_class_recall(ca.pooled), per_class_recall(cb.pooled)
@@ -139,8 +140,8 @@ def to_text(r: dict[str, Any]) -> str:
 
     rows = [[s["condition"], s["runs"], mean_std(s, "uar"), pooled_ci(s, "uar"),
              mean_std(s, "war"), mean_std(s, "macro_f1")] for s in (r["a"], r["b"])]
-    lines = [f"{r['dataset']} / {r['protocol']} · budget {r['budget']} · "
-             f"{r['test_utterances']} test utterances, {r['speakers']} speakers", "",
+    size = f"{plural(r['test_utterances'], 'test utterance')}, {plural(r['speakers'], 'speaker')}"
+    lines = [f"{r['dataset']} / {r['protocol']} · budget {r['budget']} · {size}", "",
              tabulate(rows, headers=["condition", "runs", "UAR % (mean ± std)", "pooled [95 % CI]",
                                      "WAR %", "macro-F1 %"], disable_numparse=True), ""]
     mc = r["mcnemar_counts"]
@@ -149,7 +150,7 @@ def to_text(r: dict[str, Any]) -> str:
          f"{ci_text(r['delta_uar_ci'])}", p_text(r["p_bootstrap"])],
         ["McNemar exact", f"A right & B wrong {mc['a_right_b_wrong']}, A wrong & B right "
          f"{mc['a_wrong_b_right']} (majority of seeds)", p_text(r["p_mcnemar"])],
-        ["Wilcoxon signed-rank", f"{r['matched_runs']} matched (fold, seed) runs",
+        ["Wilcoxon signed-rank", f"{plural(r['matched_runs'], 'matched (fold, seed) run')}",
          p_text(r["p_wilcoxon"])],
     ]
     lines += [f"paired tests, A = {r['a']['condition']} minus B = {r['b']['condition']}:",

@@ -204,6 +204,9 @@ def pair(
         return out
     diff = samples.of(c, metric) - samples.of(ref, metric)
     boot = paired_delta(out["delta"], diff, len(c.pooled.speaker_names))
+    if not math.isfinite(boot.p):
+        notes.append(f"{c.name} is not tested against {ref.name}: the speaker bootstrap needs at "
+                     "least 2 test speakers.")
     out.update(delta_ci=list(boot.ci), p_bootstrap=boot.p)
     out["n10"], out["n01"], out["p_mcnemar"] = mcnemar_pooled(c.pooled, ref.pooled)
     mine, theirs = c.run_metric_by_cell(metric), ref.run_metric_by_cell(metric)
@@ -219,13 +222,18 @@ def _fold_text(c: Condition) -> str:
 
 def signature(table: Table, samples: Samples, alpha: float) -> str:
     seeds = ",".join(str(s) for s in table.seeds)
+    folds = plural(len(table.folds), "fold")
     return (f"serbench {__version__} · {table.dataset}{format_options(table.dataset_options)} / "
             f"{table.protocol} · budget {table.budget} ({table.budget_signature}) · seeds {seeds} "
-            f"· {len(table.folds)} folds · tests: paired speaker bootstrap (B={samples.n_boot}, "
-            f"seed {samples.seed}), McNemar exact, Wilcoxon signed-rank, Holm · alpha {alpha:g}")
+            f"· {folds} · tests: paired speaker bootstrap (B={samples.n_boot}, seed "
+            f"{samples.seed}), McNemar exact, Wilcoxon signed-rank, Holm · alpha {alpha:g}")
 
 
 # ------------------------------------------------------------------------------- rendering
+
+
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 def pct(x: float | None, digits: int = 1) -> str:
@@ -283,7 +291,10 @@ def cells(board: Board) -> tuple[list[str], list[list[str]], list[str]]:
 
 def legend(board: Board) -> list[str]:
     lines = []
-    if len(board.rows) > 1:
+    if len(board.rows) > 1 and not board.n_pairs:
+        lines.append(f"**bold**: best mean {METRIC_NAMES[board.metric]}; no pair could be tested "
+                     "(see below).")
+    elif len(board.rows) > 1:
         lines.append(f"**bold**: best mean {METRIC_NAMES[board.metric]}; {MARK}: not significantly "
                      f"worse than the best (paired speaker bootstrap, Holm over {board.n_pairs} "
                      f"pair{'s' if board.n_pairs != 1 else ''}, alpha {board.alpha:g}). pooled: "

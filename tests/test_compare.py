@@ -169,3 +169,22 @@ def test_refuses_different_budgets(results: Path, capsys) -> None:
 def test_bad_names_are_one_clear_line(results: Path, capsys, a: str, b: str, message: str) -> None:
     code, _, err = _compare(capsys, a, b, "--results", str(results))
     assert code == 2 and err.startswith(f"serbench: error: {message}") and err.count("\n") == 1
+
+
+def test_one_test_speaker_is_reported_as_untestable(tmp_path: Path, capsys) -> None:
+    rng = np.random.default_rng(0)
+    corpus = make_corpus(rng, n_speakers=1, per_speaker=30)
+    store = Store(tmp_path / "r")
+    for method, skill in (("a", 1.0), ("b", 0.0)):
+        write_condition(store, corpus, simulate_predictions(corpus, skill, 1, rng), method, "x")
+    code, out, _ = _compare(capsys, "a/x", "b/x", "--results", str(tmp_path / "r"), "--json")
+    r = json.loads(out)
+    assert code == 0 and r["significant"] is False and r["p_bootstrap"] is None
+    assert r["delta_uar_ci"] == [None, None] and r["p_wilcoxon"] == 1.0
+    assert r["verdict"].endswith("which cannot be tested: the speaker bootstrap needs at least 2 "
+                                 "test speakers.")
+    main(["leaderboard", "--results", str(tmp_path / "r")])
+    board = capsys.readouterr().out
+    assert "no pair could be tested (see below)." in board
+    assert "b/x is not tested against a/x: the speaker bootstrap needs at least 2 test speakers." \
+        in board
