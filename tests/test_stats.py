@@ -17,6 +17,7 @@ from serbench.stats import (
     paired_bootstrap,
     percentile_ci,
     pool,
+    replicate_metric,
     rng_for,
     wilcoxon_signed_rank,
 )
@@ -201,3 +202,21 @@ def test_paired_bootstrap_ci_and_p_agree() -> None:
         r = paired_bootstrap(a, b, n_boot=300, seed=0, test_id="0f")
         assert r.ci[0] <= r.delta <= r.ci[1]
         assert (r.p < 0.05) == (r.ci[0] > 0 or r.ci[1] < 0)
+
+
+def test_condition_ci_covers_the_true_uar_about_95_percent_of_the_time() -> None:
+    """With every class equally hard, the true UAR is P(right) = E[sigmoid(skill + Z)], Z the
+    summed normal noise of the simulation (speaker 0.6, utterance 1, system 0.5, seed 0.5)."""
+    skill = 0.5
+    z = np.random.default_rng(0).normal(0, np.sqrt(0.6**2 + 1 + 0.5**2 + 0.5**2), 2_000_000)
+    truth = float(np.mean(1 / (1 + np.exp(-(skill + z)))))
+    covered = []
+    for seed in range(200):
+        rng = np.random.default_rng(seed)
+        corpus = make_corpus(rng, n_speakers=10, per_speaker=40)
+        pred = simulate_predictions(corpus, skill, 1, rng)[0]
+        pooled = pool(corpus.keys, corpus.speakers, corpus.y_true, pred, LABELS)
+        w = bootstrap_weights(10, 1000, rng_for(seed, "ab"))
+        lo, hi = percentile_ci(replicate_metric(pooled.speaker_confusions(), w, "uar"), 10)
+        covered.append(lo <= truth <= hi)
+    assert 0.91 <= np.mean(covered) <= 0.99
