@@ -3,8 +3,9 @@
 A condition's runs (folds × seeds) are pooled into one row per test utterance
 (:class:`Pooled`): for each utterance the fraction of its runs that predicted each class. Under a
 leave-speakers-out protocol every seed's folds together cover the corpus once, so each utterance
-is predicted once per seed and its row is the average over seeds; a metric of the pooled
-confusion equals the mean over seeds of that seed's pooled metric.
+is predicted once per seed and its row is the average over seeds; the UAR (or WAR) of the pooled
+confusion equals the mean over seeds of each seed's pooled UAR, and macro-F1 is taken from the
+seed-averaged confusion.
 
 **Speaker bootstrap.** Utterances of one speaker are not independent, so the unit of resampling
 is the speaker: a replicate draws speakers with replacement and takes *all* their utterances with
@@ -23,9 +24,9 @@ which widens the plain one for the few speakers SER corpora have.
   ``sqrt(n / (n − 1))`` widening; the CI is ``Δ̂ ± t · SE*``, so p < α exactly when it excludes 0.
   (The plain percentile interval is too narrow with the 10 speakers of EmoDB or IEMOCAP: in
   simulation it rejected a true null 9–15 % of the time at α = 0.05; this form stays near 5 %.)
-- McNemar's exact test on per-utterance correctness, an utterance counting as correct when most
-  of its seeds got it right (seeds of one system are not independent trials, so they are not
-  counted as separate pairs);
+- McNemar's exact test on per-utterance correctness, an utterance counting as correct when more
+  than half of its seeds got it right (seeds of one system are not independent trials, so they
+  are not counted as separate pairs; exactly half counts as wrong, for both systems alike);
 - Wilcoxon signed-rank over the per-run metric of runs matched by (fold, seed), exact (ties
   included) up to 50 pairs;
 - Holm's step-down correction over every pair a table marks.
