@@ -63,13 +63,24 @@ class Store:
         except OSError as exc:
             raise StoreError(f"results folder {self.root} is not writable ({exc.strerror}); "
                              "choose another with --results") from None
-        with self._connect() as db:
-            self._create(db)
-            indexed = {row[0] for row in db.execute("SELECT run_id FROM runs")}
+        try:
+            with self._connect() as db:
+                self._create(db)
+                indexed = {row[0] for row in db.execute("SELECT run_id FROM runs")}
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot write the results index {self.db_path}: {exc} "
+                             f"({self._free()}); free some space or choose another folder with "
+                             "--results") from None
         for path in sorted(self.runs_dir.iterdir()):  # crashed between rename and index
             if path.name not in indexed and not path.name.startswith("."):
                 if (path / "run.json").is_file():
                     self._index(self.read_record(path.name))
+
+    def _free(self) -> str:
+        try:
+            return f"{shutil.disk_usage(self.root).free // 1024} KiB free on its disk"
+        except OSError:
+            return "free space unknown"
 
     def has(self, run_id: str, status: str = "ok") -> bool:
         """Whether the run is stored with ``status``. Run folders only appear complete (renamed
@@ -117,14 +128,20 @@ class Store:
         return final
 
     def _index(self, record: Mapping[str, Any]) -> None:
+        """Index a run already in place; if that fails, the run is kept and indexed later."""
         row = index_row(record)
-        with self._connect() as db:
-            self._create(db)
-            db.execute(
-                f"INSERT OR REPLACE INTO runs ({', '.join(INDEX_COLUMNS)}) "
-                f"VALUES ({', '.join('?' for _ in INDEX_COLUMNS)})",
-                [row[c] for c in INDEX_COLUMNS],
-            )
+        try:
+            with self._connect() as db:
+                self._create(db)
+                db.execute(
+                    f"INSERT OR REPLACE INTO runs ({', '.join(INDEX_COLUMNS)}) "
+                    f"VALUES ({', '.join('?' for _ in INDEX_COLUMNS)})",
+                    [row[c] for c in INDEX_COLUMNS],
+                )
+        except sqlite3.Error as exc:
+            raise StoreError(f"run {record['run_id']} is stored whole in {self.runs_dir}, but the "
+                             f"index {self.db_path} cannot be written: {exc} ({self._free()}); "
+                             "free some space: the next serbench run indexes it") from None
 
     def rebuild_index(self) -> int:
         """Re-create ``serbench.db`` from the run folders; returns the number of runs indexed."""
