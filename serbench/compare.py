@@ -1,8 +1,9 @@
 """``serbench compare A B``: two conditions on the same test utterances, with a verdict.
 
 The paired speaker bootstrap of ΔUAR decides the verdict (as it decides the leaderboard's marks);
-McNemar's exact test and the Wilcoxon signed-rank test over matched (fold, seed) runs are reported
-beside it. Conditions with different budgets or different test sets are refused, not compared.
+McNemar's exact test and the Wilcoxon signed-rank test over matched folds (their matched seeds
+averaged) are reported beside it. Conditions with different budgets or different test sets are
+refused, not compared.
 """
 
 from __future__ import annotations
@@ -101,7 +102,8 @@ def compare(
         "p_bootstrap": result["p_bootstrap"], "p_mcnemar": result["p_mcnemar"],
         "p_wilcoxon": result["p_wilcoxon"], "significant": bool(significant),
         "mcnemar_counts": {"a_right_b_wrong": result["n10"], "a_wrong_b_right": result["n01"]},
-        "matched_runs": result["matched_runs"],
+        "matched_runs": result["matched_runs"], "wilcoxon_pairs": result["wilcoxon_pairs"],
+        "wilcoxon_unit": result["wilcoxon_unit"],
         "test_utterances": int(len(ca.pooled.keys)),
         "speakers": len(ca.pooled.speaker_names),
         "per_class_recall_delta": {
@@ -129,6 +131,15 @@ def verdict(r: dict[str, Any]) -> str:
             f"{r['alpha']:g}.")
 
 
+def _wilcoxon_text(r: dict[str, Any]) -> str:
+    runs = plural(r["matched_runs"], "matched (fold, seed) run")
+    if r["wilcoxon_unit"] == "seed":
+        return f"{runs} of the one fold, paired by seed (training-seed variation only)"
+    if r["wilcoxon_pairs"] == r["matched_runs"]:
+        return f"{plural(r['wilcoxon_pairs'], 'fold')} ({runs})"
+    return f"{plural(r['wilcoxon_pairs'], 'fold')}, seeds averaged ({runs})"
+
+
 def _p_phrase(p: float | None) -> str:
     text = p_text(p)
     return text.replace("<", "< ") if text.startswith("<") else f"= {text}"
@@ -150,7 +161,7 @@ def to_text(r: dict[str, Any]) -> str:
          f"{ci_text(r['delta_uar_ci'])}", p_text(r["p_bootstrap"])],
         ["McNemar exact", f"A right & B wrong {mc['a_right_b_wrong']}, A wrong & B right "
          f"{mc['a_wrong_b_right']} (majority of seeds)", p_text(r["p_mcnemar"])],
-        ["Wilcoxon signed-rank", f"{plural(r['matched_runs'], 'matched (fold, seed) run')}",
+        ["Wilcoxon signed-rank", _wilcoxon_text(r),
          p_text(r["p_wilcoxon"])],
     ]
     lines += [f"paired tests, A = {r['a']['condition']} minus B = {r['b']['condition']}:",

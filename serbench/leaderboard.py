@@ -36,7 +36,7 @@ from .stats import (
     percentile_ci,
     replicate_metric,
     rng_for,
-    wilcoxon_signed_rank,
+    wilcoxon_matched,
 )
 
 FORMATS = ("md", "latex", "csv", "json", "html")
@@ -187,13 +187,15 @@ def pair(
     """``c`` against ``ref``: Δ = c − ref with its CI and the three tests' raw p-values.
 
     ``n10`` counts test utterances ``c`` got right (in most seeds) and ``ref`` wrong, ``n01`` the
-    reverse; ``matched_runs`` the (fold, seed) runs Wilcoxon pairs. Unpaired conditions (other
-    test sets) get no tests and a note instead.
+    reverse; ``matched_runs`` the (fold, seed) runs both have, which Wilcoxon compares as
+    ``wilcoxon_pairs`` folds (seeds averaged) or, with one fold, seeds (``wilcoxon_unit``).
+    Unpaired conditions (other test sets) get no tests and a note instead.
     """
     delta = c.pooled.metric(metric) - ref.pooled.metric(metric)
     out: dict[str, Any] = {"against": ref.name, "delta": delta, "delta_ci": None,
                            "p_bootstrap": None, "p_mcnemar": None, "p_wilcoxon": None,
-                           "n10": 0, "n01": 0, "matched_runs": 0}
+                           "n10": 0, "n01": 0, "matched_runs": 0, "wilcoxon_pairs": 0,
+                           "wilcoxon_unit": None}
     try:
         if c.test_id != ref.test_id:
             raise PairingError("different test sets")
@@ -209,10 +211,8 @@ def pair(
                      "least 2 test speakers.")
     out.update(delta_ci=list(boot.ci), p_bootstrap=boot.p)
     out["n10"], out["n01"], out["p_mcnemar"] = mcnemar_pooled(c.pooled, ref.pooled)
-    mine, theirs = c.run_metric_by_cell(metric), ref.run_metric_by_cell(metric)
-    cells = sorted(set(mine) & set(theirs))
-    out["p_wilcoxon"] = wilcoxon_signed_rank([mine[k] for k in cells], [theirs[k] for k in cells])
-    out["matched_runs"] = len(cells)
+    w = wilcoxon_matched(c.run_metric_by_cell(metric), ref.run_metric_by_cell(metric))
+    out.update(p_wilcoxon=w.p, matched_runs=w.runs, wilcoxon_pairs=w.pairs, wilcoxon_unit=w.unit)
     return out
 
 

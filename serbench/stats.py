@@ -27,15 +27,18 @@ which widens the plain one for the few speakers SER corpora have.
 - McNemar's exact test on per-utterance correctness, an utterance counting as correct when more
   than half of its seeds got it right (seeds of one system are not independent trials, so they
   are not counted as separate pairs; exactly half counts as wrong, for both systems alike);
-- Wilcoxon signed-rank over the per-run metric of runs matched by (fold, seed), exact (ties
-  included) up to 50 pairs;
+- Wilcoxon signed-rank over the runs matched by (fold, seed), exact (ties included) up to 50
+  pairs. The seeds of one fold share its test speakers, so they are not independent pairs: each
+  fold's matched seeds are averaged and the folds are paired (with seeds as pairs, a true null
+  was rejected 9.5 % of the time at α = 0.05 in simulation). With a single fold (an official
+  split) the seeds are paired, and the test then speaks only to training-seed variation;
 - Holm's step-down correction over every pair a table marks.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -246,6 +249,28 @@ def wilcoxon_signed_rank(a: Sequence[float], b: Sequence[float]) -> float | None
         dist = 0.5 * (dist + shifted)
     t = int(twice[d > 0].sum())
     return float(min(1.0, 2 * min(dist[: t + 1].sum(), dist[t:].sum())))
+
+
+@dataclass(frozen=True)
+class Wilcoxon:
+    p: float | None
+    pairs: int      # folds (or, with one fold, seeds) compared
+    runs: int       # matched (fold, seed) runs behind them
+    unit: str       # "fold" or "seed"
+
+
+def wilcoxon_matched(
+    a: Mapping[tuple[str, str], float], b: Mapping[tuple[str, str], float]
+) -> Wilcoxon:
+    """Wilcoxon over runs matched by (fold, seed): folds paired, seeds averaged within a fold."""
+    cells = sorted(set(a) & set(b))
+    folds = sorted({fold for fold, _ in cells})
+    if len(folds) == 1:
+        return Wilcoxon(wilcoxon_signed_rank([a[c] for c in cells], [b[c] for c in cells]),
+                        len(cells), len(cells), "seed")
+    x = [float(np.mean([a[c] for c in cells if c[0] == f])) for f in folds]
+    y = [float(np.mean([b[c] for c in cells if c[0] == f])) for f in folds]
+    return Wilcoxon(wilcoxon_signed_rank(x, y), len(folds), len(cells), "fold")
 
 
 def holm(pvalues: Sequence[float | None]) -> list[float | None]:

@@ -70,7 +70,8 @@ def test_planted_difference_is_significant_in_every_test(results: Path, capsys) 
     assert r["delta_uar"] > 0.15 and r["delta_uar_ci"][0] > 0
     assert r["significant"] is True
     assert r["p_bootstrap"] < 0.01 and r["p_mcnemar"] < 0.001 and r["p_wilcoxon"] < 0.01
-    assert r["matched_runs"] == 20 and r["test_utterances"] == 300 and r["speakers"] == 10
+    assert (r["matched_runs"], r["wilcoxon_pairs"], r["wilcoxon_unit"]) == (20, 10, "fold")
+    assert r["test_utterances"] == 300 and r["speakers"] == 10
     assert (r["a"]["condition"], r["a"]["runs"], r["b"]["condition"]) == (
         "sl_gemo/wavlm_large", 20, "emo_clap/wavlm_large")
     for label, d in r["per_class_recall_delta"].items():
@@ -90,7 +91,8 @@ def test_equal_systems_are_not_significant(results: Path, capsys) -> None:
     assert verdict.endswith(") is not significant at alpha 0.05.")
     for heading in ("paired tests, A = emo_clap/wavlm_large minus B = linear[normalize=speaker]/"
                     "wavlm_large:", "per-class recall % (pooled):", "McNemar exact",
-                    "Wilcoxon signed-rank", "20 matched (fold, seed) runs"):
+                    "Wilcoxon signed-rank", "10 folds, seeds averaged (20 matched (fold, seed) "
+                    "runs)"):
         assert heading in out
     _, js, _ = _compare(capsys, "linear[normalize=speaker]/wavlm_large", "emo_clap/wavlm_large",
                         "--results", str(results), "--json")

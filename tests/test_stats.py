@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
+from serbench.conditions import Condition
+from serbench.leaderboard import Samples, pair
 from serbench.metrics import compute_metrics, metric_from_confusion
-from serbench.simulate import make_corpus, simulate_predictions
+from serbench.simulate import Corpus, make_corpus, simulate_predictions
 from serbench.stats import (
     Pooled,
     bootstrap_weights,
@@ -19,8 +21,10 @@ from serbench.stats import (
     pool,
     replicate_metric,
     rng_for,
+    wilcoxon_matched,
     wilcoxon_signed_rank,
 )
+from serbench.store import Store
 
 LABELS = ("ang", "hap", "neu", "sad")
 
@@ -77,6 +81,17 @@ def test_wilcoxon_with_ties_matches_scipy_exhaustive_permutation(seed: int) -> N
     d[:2] = [0.5, -0.5]  # a tie across signs
     assert wilcoxon_signed_rank(d, np.zeros(12)) == pytest.approx(sps.wilcoxon(d).pvalue)
     assert wilcoxon_signed_rank([], []) is None
+
+
+def test_wilcoxon_pairs_folds_with_their_seeds_averaged() -> None:
+    a = {("0", "0"): 0.5, ("0", "1"): 0.7, ("1", "0"): 0.6, ("1", "1"): 0.6, ("2", "0"): 0.9}
+    b = {("0", "0"): 0.4, ("0", "1"): 0.4, ("1", "0"): 0.5, ("1", "1"): 0.5, ("2", "9"): 0.1}
+    w = wilcoxon_matched(a, b)  # fold 2 has no matched seed; folds 0, 1 differ by +0.2, +0.1
+    assert (w.pairs, w.runs, w.unit) == (2, 4, "fold")
+    assert w.p == pytest.approx(wilcoxon_signed_rank([0.6, 0.6], [0.4, 0.5])) == 0.5
+    one_fold = wilcoxon_matched({("0", str(s)): 0.5 + s / 100 for s in range(6)},
+                                {("0", str(s)): 0.4 for s in range(6)})
+    assert (one_fold.pairs, one_fold.unit, one_fold.p) == (6, "seed", pytest.approx(2 / 64))
 
 
 def test_holm_by_hand() -> None:
@@ -156,24 +171,40 @@ def test_ci_widens_with_few_speakers() -> None:
 # --------------------------------------------------------------------------- error rates
 
 
-def _pair(seed: int, shift: float, n_speakers: int = 10, seeds: int = 1) -> tuple[Pooled, ...]:
+def _simulated(seed: int, shift: float, seeds: int = 1) -> tuple[Corpus, list[np.ndarray]]:
+    """10 speakers × 40 utterances; system B's skill is A's plus ``shift``."""
     rng = np.random.default_rng(seed)
-    corpus = make_corpus(rng, n_speakers=n_speakers, per_speaker=40)
-    out = []
-    for skill in (0.5, 0.5 + shift):
-        pred = simulate_predictions(corpus, skill, seeds, rng)
-        out.append(pool(np.tile(corpus.keys, seeds), np.tile(corpus.speakers, seeds),
-                        np.tile(corpus.y_true, seeds), pred.ravel(), LABELS))
-    return out[0], out[1], corpus, pred
+    corpus = make_corpus(rng, n_speakers=10, per_speaker=40)
+    return corpus, [simulate_predictions(corpus, skill, seeds, rng) for skill in (0.5, 0.5 + shift)]
+
+
+def _pooled(corpus: Corpus, pred: np.ndarray) -> Pooled:
+    n = pred.shape[0]
+    return pool(np.tile(corpus.keys, n), np.tile(corpus.speakers, n), np.tile(corpus.y_true, n),
+                pred.ravel(), LABELS)
+
+
+def _condition(name: str, corpus: Corpus, pred: np.ndarray) -> Condition:
+    """A condition as the leaderboard loads it: one run per (LOSO fold, seed), pooled."""
+    runs = []
+    for fold in range(corpus.n_folds):
+        idx = corpus.fold == fold
+        for seed in range(pred.shape[0]):
+            uar = compute_metrics(corpus.y_true[idx], pred[seed, idx], LABELS)["uar"]
+            runs.append({"run_id": f"{name}-{fold}-{seed}", "fold": str(fold), "seed": seed,
+                         "test_hash": f"fold{fold}", "uar": uar})
+    return Condition(Store("unused"), "sim", "loso", {}, "smoke", "sig", "up", name, {}, runs,
+                     loaded=_pooled(corpus, pred))
 
 
 def _three_p(seed: int, shift: float, seeds: int = 1) -> tuple[float, float, float]:
-    a, b, corpus, _ = _pair(seed, shift, seeds=seeds)
-    p_boot = paired_bootstrap(a, b, n_boot=400, seed=seed, test_id="0f").p
-    p_mc = mcnemar_pooled(a, b)[2]
-    per_speaker = [metric_from_confusion(x.speaker_confusions(), "uar") for x in (a, b)]
-    p_w = wilcoxon_signed_rank(*per_speaker)  # LOSO: one fold per speaker
-    return p_boot, p_mc, p_w
+    """The leaderboard's own test of a pair (bootstrap, McNemar, Wilcoxon): B against A."""
+    corpus, (pa, pb) = _simulated(seed, shift, seeds)
+    notes: list[str] = []
+    out = pair(_condition("b", corpus, pb), _condition("a", corpus, pa), "uar",
+               Samples(400, seed), notes)
+    assert not notes
+    return out["p_bootstrap"], out["p_mcnemar"], out["p_wilcoxon"]
 
 
 def test_same_systems_are_called_different_in_about_alpha_of_simulations() -> None:
@@ -186,9 +217,11 @@ def test_same_systems_are_called_different_in_about_alpha_of_simulations() -> No
 
 
 def test_null_rate_holds_when_seeds_are_pooled() -> None:
-    ps = np.array([_three_p(seed, 0.0, seeds=3)[:2] for seed in range(1000, 1200)])
+    """Three seeds per fold: seeds share their test speakers, and no test may count them as
+    independent evidence (Wilcoxon over (fold, seed) pairs rejected 9.5 % here)."""
+    ps = np.array([_three_p(seed, 0.0, seeds=3) for seed in range(1000, 1200)])
     rates = (ps < 0.05).mean(axis=0)
-    assert (rates <= 0.09).all(), rates
+    assert (rates <= 0.085).all(), rates
 
 
 def test_a_planted_difference_is_detected() -> None:
@@ -198,8 +231,9 @@ def test_a_planted_difference_is_detected() -> None:
 
 def test_paired_bootstrap_ci_and_p_agree() -> None:
     for seed in range(30):
-        a, b, _, _ = _pair(seed, 0.3)
-        r = paired_bootstrap(a, b, n_boot=300, seed=0, test_id="0f")
+        corpus, (pa, pb) = _simulated(seed, 0.3)
+        r = paired_bootstrap(_pooled(corpus, pb), _pooled(corpus, pa), n_boot=300, seed=0,
+                             test_id="0f")
         assert r.ci[0] <= r.delta <= r.ci[1]
         assert (r.p < 0.05) == (r.ci[0] > 0 or r.ci[1] < 0)
 
