@@ -156,6 +156,12 @@ def test_clear_errors(tmp_path: Path, fixed: Path, capsys) -> None:
                    "mlp/egemaps, mlp/fbank\n")
     code, _, err = _run(capsys, "leaderboard", "--results", str(fixed), "--baseline", "linear")
     assert code == 2 and "is not METHOD/UPSTREAM" in err
+    code, _, err = _run(capsys, "leaderboard", "--results", str(fixed), "--baseline", "fbank/mlp")
+    assert "did you mean 'mlp/fbank'?" in err
+    code, _, err = _run(capsys, "leaderboard", "--results", str(fixed), "--alpha", "1.5")
+    assert err == "serbench: error: --alpha must be between 0 and 1, got 1.5\n"
+    code, _, err = _run(capsys, "leaderboard", "--results", str(fixed), "--n-boot", "10")
+    assert err == "serbench: error: --n-boot must be at least 100, got 10\n"
 
 
 def test_rebuild_index(fixed: Path, capsys) -> None:
