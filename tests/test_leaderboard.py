@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -244,3 +245,14 @@ def test_folds_and_seeds_sort_as_numbers_in_signatures() -> None:
     from serbench.conditions import natural
 
     assert sorted(["10", "2", "Ses01", 1, "03"], key=natural) == [1, "2", "03", "10", "Ses01"]
+
+
+def test_html_page_has_every_table_signature_and_relative_run_links(fixed: Path, capsys) -> None:
+    page = fixed / "board.html"
+    assert main(["leaderboard", "--results", str(fixed), "--format", "html", "--output",
+                 str(page)]) == 0
+    html = page.read_text()
+    assert html.count("<section") == 2 and html.count('<p class="signature">') == 2
+    links = re.findall(r'href="(runs/[0-9a-f]{16}/run\.json)"', html)
+    assert len(links) == 35 and all((fixed / link).is_file() for link in links)
+    assert '<tr class="best">' in html and 'title="not significantly worse than the best"' in html
