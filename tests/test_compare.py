@@ -190,3 +190,15 @@ def test_one_test_speaker_is_reported_as_untestable(tmp_path: Path, capsys) -> N
     assert "no pair could be tested (see below)." in board
     assert "b/x is not tested against a/x: the speaker bootstrap needs at least 2 test speakers." \
         in board
+
+
+def test_a_condition_has_the_same_ci_in_compare_and_in_the_leaderboard(results: Path,
+                                                                        capsys) -> None:
+    r = json.loads(_compare(capsys, "sl_gemo/wavlm_large", "emo_clap/wavlm_large", "--results",
+                            str(results), "--json")[1])
+    main(["leaderboard", "--results", str(results), "--format", "json"])
+    rows = {row["condition"]: row for row in json.loads(capsys.readouterr().out)}
+    assert len(rows) == 4
+    for side in ("a", "b"):
+        row = rows[r[side]["condition"]]
+        assert row["uar_ci"] == r[side]["uar_ci"] and row["uar"] == r[side]["uar"]
