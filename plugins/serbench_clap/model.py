@@ -89,15 +89,17 @@ class Clap(nn.Module):
         return nn.functional.normalize(self.text_proj(features), dim=-1)
 
     def loss(self, batch: Batch) -> torch.Tensor:
-        audio = self.audio_embeddings(batch)
-        text = self.class_embeddings()[batch.labels]
-        c_a, c_t = losses.logits(audio, text, self.log_scale_a, self.log_scale_t)
-        if self.variant == "emo":
-            return losses.emo_clap(c_a, c_t, batch.labels, self.target_norm)
-        if batch.genders is None:
+        if self.variant != "emo" and batch.genders is None:
             raise ValueError(f"method {self.name} needs the speakers' genders, the batch has none")
-        mix = losses.ml_gemo if self.variant == "ml" else losses.sl_gemo
-        return mix(c_a, c_t, batch.labels, batch.genders, self.alpha_e, self.target_norm)
+        audio = self.audio_embeddings(batch).float()
+        text = self.class_embeddings()[batch.labels].float()
+        # the B x B logits and the KL terms are cheap: keep them in float32 under bf16 autocast
+        with torch.autocast(audio.device.type, enabled=False):
+            c_a, c_t = losses.logits(audio, text, self.log_scale_a, self.log_scale_t)
+            if self.variant == "emo":
+                return losses.emo_clap(c_a, c_t, batch.labels, self.target_norm)
+            mix = losses.ml_gemo if self.variant == "ml" else losses.sl_gemo
+            return mix(c_a, c_t, batch.labels, batch.genders, self.alpha_e, self.target_norm)
 
     def predict(self, batch: Batch) -> torch.Tensor:
         """Cosine similarity of each utterance with each class prompt."""
