@@ -316,3 +316,21 @@ def test_a_disk_filling_up_at_the_index_keeps_the_run_whole(ctx: Ctx,
 
     rows = Store(results).query()
     assert sorted(r["fold"] for r in rows) == ["03", "08", "09"]  # indexed, not run again
+
+
+def test_stereo_and_8khz_audio_are_converted_not_rejected(ctx: Ctx) -> None:
+    """Not errors by design: stereo is mixed to mono and 8 kHz resampled to the upstream's rate."""
+    def write(folder: Path) -> None:
+        wave, rate = _real_wave(ctx)
+        sf.write(str(folder / "03stereo.wav"), np.stack([wave, wave * 0.5], axis=1), rate)
+        sf.write(str(folder / "03narrow.wav"), wave[::2], rate // 2)
+
+    extra = [("03stereo.wav", "happy", "03"), ("03narrow.wav", "happy", "03")]
+    assert main(ctx.run(dataset=ctx.corpus(extra, write=write))) == 0
+    from serbench.store import Store
+
+    [row] = Store(ctx.results).query(dataset="manifest")
+    record = Store(ctx.results).read_record(row["run_id"])
+    assert record["n_test"] == 6 + 2 and record["skipped_audio"] == []
+    keys = {p["key"] for p in Store(ctx.results).read_predictions(row["run_id"])}
+    assert {"03stereo.wav", "03narrow.wav"} <= keys
