@@ -219,3 +219,10 @@ def test_prompts_use_the_emotion_adjective_and_must_differ() -> None:
         "A sad voice (sad)."]
     with pytest.raises(ConfigError, match="gives two classes the same sentence"):
         class_prompts(("hap", "happy"), "{adjective}", "emo_clap")
+
+
+def test_alpha_e_outside_zero_one_is_one_clear_error() -> None:
+    ctx, _ = _context("sl_gemo", alpha_e=1.5)
+    with pytest.raises(ConfigError) as err:
+        collect().methods.get("sl_gemo").build(ctx)
+    assert str(err.value) == "method sl_gemo: option alpha_e must be in [0, 1], got 1.5"
