@@ -11,6 +11,7 @@ process then SIGKILLs itself at that point of ``write``, as a power cut would.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -25,6 +26,7 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 from .specs import ConfigError
 
 SCHEMA = 1
+LEFTOVER_SECONDS = 3600.0  # a temporary run folder this old belongs to a dead writer
 INDEX_COLUMNS = (
     "run_id", "status", "upstream", "method", "dataset", "protocol", "fold", "seed", "budget",
     "budget_signature", "options", "dataset_options", "uar", "war", "macro_f1", "test_hash",
@@ -71,9 +73,14 @@ class Store:
             raise StoreError(f"cannot write the results index {self.db_path}: {exc} "
                              f"({self._free()}); free some space or choose another folder with "
                              "--results") from None
-        for path in sorted(self.runs_dir.iterdir()):  # crashed between rename and index
-            if path.name not in indexed and not path.name.startswith("."):
-                if (path / "run.json").is_file():
+        now = time.time()
+        for path in sorted(self.runs_dir.iterdir()):
+            if path.name.startswith((".tmp-", ".old-")):  # a writer killed mid-write
+                with contextlib.suppress(OSError):
+                    if now - path.stat().st_mtime > LEFTOVER_SECONDS:
+                        shutil.rmtree(path, ignore_errors=True)
+            elif path.name not in indexed and not path.name.startswith("."):
+                if (path / "run.json").is_file():  # crashed between rename and index
                     self._index(self.read_record(path.name))
 
     def _free(self) -> str:
