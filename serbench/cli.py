@@ -218,6 +218,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("serbench: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `serbench ... | head`: the reader left, which is not an error
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
     except Exception as exc:  # one line for the user, the traceback only with --debug
         if debug:
             raise
