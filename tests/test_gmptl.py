@@ -205,3 +205,38 @@ def test_the_four_stages_never_exceed_the_budget(emodb_root: Path, limits: dict)
         assert usage.stopped_by == "max_steps" and usage.steps == 20
     else:
         assert usage.stopped_by == "max_device_seconds"
+
+
+def test_a_finetuned_upstream_runs_every_stage_and_is_trained(emodb_root: Path,
+                                                              tmp_path: Path) -> None:
+    from serbench.audio import load_audio
+    from serbench.feeds import AudioFeed
+    from serbench.testing import tiny_transformers_model
+
+    upstream = collect().upstreams.get(f"hf:{tiny_transformers_model('hubert', tmp_path)}")
+    dataset = collect().datasets.get("emodb")
+    utts = dataset.load_manifest(emodb_root, dataset.options)
+    pick = {spk: [u for u in utts if u.speaker == spk][:n]
+            for spk, n in (("03", 4), ("08", 4), ("09", 2), ("10", 2))}
+    splits = {"train": pick["03"] + pick["08"], "dev": pick["09"], "test": pick["10"]}
+    waves = {u.key: load_audio(emodb_root / u.path, 16000) for s in splits.values() for u in s}
+    labels = tuple(sorted({u.label for s in splits.values() for u in s}))
+    feed = AudioFeed(waves, splits, {lab: i for i, lab in enumerate(labels)}, 20.0)
+    method = collect().methods.get("gmp_tl")
+    ctx = BuildContext(labels=labels, options={**method.defaults, "k_values": "3,6",
+                                               "cluster_frames": 100},
+                       upstream=upstream, dataset=dataset, device="cpu", seed=0,
+                       finetune_upstream=True, load_upstream=lambda: upstream.loader("cpu"),
+                       text_encoder=lambda name: None, stages=method.stages)
+    torch.manual_seed(0)
+    model = method.build(ctx)
+    assert model.encoder is None and model.cluster_layer == 1  # the middle of 3 hidden states
+    before = {n: p.detach().clone() for n, p in model.upstream.named_parameters()}
+    budget = Budget("t", max_steps=8, batch_seconds=20.0, max_device_seconds=600.0,
+                    eval_every=100)
+    usage = train(model, feed, budget, method.stages, 1e-3, torch.device("cpu"), 0, labels)
+    assert [s["steps"] for s in usage.stages] == [2, 0, 2, 4]
+    for u in splits["train"]:  # one label per upstream frame: 20 ms hop, 25 ms window
+        assert model.pseudo_labels[u.key].shape == (2, (len(waves[u.key]) - 400) // 320 + 1)
+    changed = [n for n, p in model.upstream.named_parameters() if not torch.equal(p, before[n])]
+    assert changed  # the upstream itself was fine-tuned
