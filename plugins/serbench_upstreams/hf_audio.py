@@ -6,8 +6,10 @@ what the model gives for that utterance alone, its training condition:
 - ``do_normalize`` (from the checkpoint's feature-extractor config) standardises each utterance
   over its own valid samples;
 - feature encoders with ``feat_extract_norm == "group"`` (wav2vec2-base, hubert-base, wavlm-base)
-  normalise each channel over *time*, so padding would shift their statistics: their convolutions
-  run on each utterance's own samples. Layer-norm encoders are per frame, so they run batched;
+  normalise each channel over *time*, so padding would shift their statistics: those statistics
+  are taken over each utterance's valid frames (``ValidFrameGroupNorm``). Layer-norm encoders
+  are per frame and need nothing;
+- data2vec-audio's stacked positional convolutions get their padded frames zeroed between layers;
 - the transformer gets the frame mask, so no valid frame attends to padding. For an unpadded
   utterance this is exactly the mask-free forward those checkpoints were trained with.
 
@@ -29,31 +31,62 @@ from .hub import model_dir, read_json, revision_of
 FAMILIES = ("wavlm", "hubert", "wav2vec2", "data2vec-audio")
 
 
-class PerUtterance:
-    """Replaces a submodule's ``forward`` so that it sees one utterance at a time.
+class ValidFrameGroupNorm:
+    """``forward`` of a group-norm encoder's first convolution, with statistics per utterance.
 
-    For stages whose result depends on padding: group-norm convolutions (statistics over time)
-    and data2vec's stacked positional convolutions (the second one reads the first one's output
-    at padded frames). The input is sliced on dim 1 to each ``lengths`` entry, outputs are
-    zero-padded on ``out_dim`` to ``total(width)``. Module tree and ``state_dict`` do not change.
+    ``GroupNorm`` there normalises each channel over *time*: over a padded batch its statistics
+    would include the padding. Here they cover each utterance's valid frames only, so the batch
+    runs at once and gives each utterance's own result. The later convolutions have no
+    normalisation and no padding, so their valid frames read valid frames only.
     """
 
-    def __init__(self, module: nn.Module, out_dim: int, total: Any = None) -> None:
-        self.forward = module.forward
-        self.out_dim = out_dim
-        self.total = total or (lambda width: width)
-        self.lengths: list[int] | None = None
+    def __init__(self, layer: nn.Module) -> None:
+        self.layer = layer
+        self.lengths: torch.Tensor | None = None  # samples
+        layer.forward = self
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        layer, lengths = self.layer, self.lengths
+        h = layer.conv(x)
+        norm = layer.layer_norm
+        if lengths is None or bool((lengths == x.shape[-1]).all()):
+            return layer.activation(norm(h))
+        batch, channels, width = h.shape
+        kernel, stride = layer.conv.kernel_size[0], layer.conv.stride[0]
+        frames = torch.div(lengths - kernel, stride, rounding_mode="floor") + 1
+        mask = sample_mask(frames, width)[:, None, None, :].to(h.dtype)
+        groups = h.view(batch, norm.num_groups, channels // norm.num_groups, width)
+        count = frames.clamp(min=1)[:, None, None, None] * (channels // norm.num_groups)
+        mean = (groups * mask).sum((2, 3), keepdim=True) / count
+        var = ((groups - mean) ** 2 * mask).sum((2, 3), keepdim=True) / count
+        h = ((groups - mean) / torch.sqrt(var + norm.eps)).view(batch, channels, width)
+        if norm.affine:
+            h = h * norm.weight[None, :, None] + norm.bias[None, :, None]
+        return layer.activation(h)
+
+
+class MaskedPositionalConvs:
+    """``forward`` of a stack of positional convolutions (data2vec-audio), padding-exact.
+
+    Each convolution pads with zeros past an utterance's end; in a batch the previous layer's
+    output sits there instead, so padded frames are zeroed again between layers.
+    """
+
+    def __init__(self, module: nn.Module) -> None:
+        self.module = module
+        self.frames: torch.Tensor | None = None
         module.forward = self
 
-    def __call__(self, inputs: torch.Tensor) -> torch.Tensor:
-        lengths, width = self.lengths, inputs.shape[1]
-        if lengths is None or all(n == width for n in lengths):
-            return self.forward(inputs)
-        total = int(self.total(width))
-        outs = [self.forward(inputs[i : i + 1, :n]) for i, n in enumerate(lengths)]
-        pads = [[0, 0] * (o.dim() - 1 - self.out_dim % o.dim()) + [0, total - o.shape[self.out_dim]]
-                for o in outs]
-        return torch.cat([nn.functional.pad(o, p) for o, p in zip(outs, pads, strict=True)])
+    def __call__(self, hidden: torch.Tensor) -> torch.Tensor:
+        h = hidden.transpose(1, 2)
+        mask = None
+        if self.frames is not None:
+            mask = sample_mask(self.frames, h.shape[-1])[:, None, :].to(h.dtype)
+        for layer in self.module.layers:
+            h = layer(h)
+            if mask is not None:
+                h = h * mask
+        return h.transpose(1, 2)
 
 
 class SSLEncoder(nn.Module):
@@ -65,12 +98,12 @@ class SSLEncoder(nn.Module):
         self.do_normalize = do_normalize
         self.revision = revision
         self.min_samples = receptive_field(model.config)
-        self.conv = self.pos_conv = None
+        self.conv: ValidFrameGroupNorm | None = None
+        self.pos_conv: MaskedPositionalConvs | None = None
         if getattr(model.config, "feat_extract_norm", "layer") == "group":
-            self.conv = PerUtterance(model.feature_extractor, -1,
-                                     model._get_feat_extract_output_lengths)
+            self.conv = ValidFrameGroupNorm(model.feature_extractor.conv_layers[0])
         if len(getattr(model.encoder.pos_conv_embed, "layers", ())) > 1:
-            self.pos_conv = PerUtterance(model.encoder.pos_conv_embed, 1)
+            self.pos_conv = MaskedPositionalConvs(model.encoder.pos_conv_embed)
 
     def forward(self, waveforms: torch.Tensor, lengths: torch.Tensor
                 ) -> tuple[list[torch.Tensor], torch.Tensor]:
@@ -86,7 +119,7 @@ class SSLEncoder(nn.Module):
             var = ((x - mean) ** 2 * mask).sum(1, keepdim=True) / n
             x = (x - mean) / torch.sqrt(var + 1e-7) * mask
         frames = self.model._get_feat_extract_output_lengths(lengths).long()
-        self._set_lengths(lengths.tolist(), frames.tolist())
+        self._set_lengths(lengths, frames)
         try:
             out = self.model(x, attention_mask=mask.long(), output_hidden_states=True)
         finally:
@@ -94,12 +127,11 @@ class SSLEncoder(nn.Module):
         valid = sample_mask(frames, out.hidden_states[0].shape[1])[..., None]
         return [h * valid for h in out.hidden_states], frames
 
-
-    def _set_lengths(self, samples: list[int] | None, frames: list[int] | None) -> None:
+    def _set_lengths(self, samples: torch.Tensor | None, frames: torch.Tensor | None) -> None:
         if self.conv is not None:
             self.conv.lengths = samples
         if self.pos_conv is not None:
-            self.pos_conv.lengths = frames
+            self.pos_conv.frames = frames
 
 
 def receptive_field(config: Any) -> int:

@@ -25,6 +25,7 @@ def offline() -> bool:
 
 
 def is_local(ref: str) -> bool:
+    ref = str(ref)
     return ref.startswith(("/", ".", "~")) or Path(ref).expanduser().is_dir()
 
 
