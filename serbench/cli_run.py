@@ -73,9 +73,11 @@ def handle(args: argparse.Namespace) -> int:
     components = collect()
     store = Store(args.results or default_results())
     if args.suite:
-        plans = [p.plan for p in load_suite(
-            args.suite, components, data_root=args.data_root, store=store,
-            with_baseline=args.with_baseline, skip_bad_audio=args.skip_bad_audio).plans]
+        suite = load_suite(args.suite, components, data_root=args.data_root, store=store,
+                           with_baseline=args.with_baseline, skip_bad_audio=args.skip_bad_audio)
+        plans = [p.plan for p in suite.plans]
+        if not args.json and not args.quiet:
+            print("\n".join(suite.summary()), file=sys.stderr)
     else:
         extra = load_budget_file(args.budgets) if args.budgets else {}
         budget = resolve_budget(args.budget, extra)

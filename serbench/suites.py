@@ -83,6 +83,17 @@ class Suite:
     def runs(self) -> int:
         return sum(len(p.plan.runs) for p in self.plans)
 
+    def summary(self) -> list[str]:
+        """Lines for the user: the suite, each plan's cells and runs, and published columns."""
+        lines = [f"suite {self.name} ({self.path}): {self.description}".rstrip(": ")]
+        for p in self.plans:
+            lines.append(f"  {p.label}: {len(p.plan.runs)} runs, budget {p.plan.budget.name}")
+            if p.published:
+                values = ", ".join(f"{u} {v}" for u, v in p.published["values"].items())
+                source = f" ({p.published['source']})" if p.published.get("source") else ""
+                lines.append(f"    published {p.published['metric']}{source}: {values}")
+        return lines
+
 
 @dataclass
 class _Entry:

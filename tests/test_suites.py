@@ -178,3 +178,22 @@ def test_run_suite_on_the_command_line(tmp_path: Path, data_root: Path,
                  "--data-root", str(data_root), "--with-baseline", "--dry-run"]) == 2
     assert capsys.readouterr().err.strip() == (
         "serbench: error: --with-baseline: none of linear declares a paired baseline")
+
+
+def test_the_summary_lists_plans_and_the_published_column(tmp_path: Path,
+                                                          data_root: Path) -> None:
+    path = _write(tmp_path, """\
+description: probes
+dataset: emodb
+budget: smoke
+folds: [0, 1]
+entries:
+  - methods: linear
+    upstreams: [fbank, egemaps]
+    published: {metric: uar, source: a paper, values: {fbank: 50.5}}
+""")
+    assert load_suite(path, collect(), data_root=data_root).summary() == [
+        f"suite suite ({path}): probes",
+        "  entries[0]: linear × fbank, egemaps: 4 runs, budget smoke",
+        "    published uar (a paper): fbank 50.5",
+    ]
