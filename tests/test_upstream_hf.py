@@ -82,6 +82,26 @@ def test_layer_drop_is_off_and_the_module_is_frozen_in_eval(tiny: dict[str, Path
     assert not module.training and not module.model.training
 
 
+def test_fine_tuning_keeps_every_layer_and_reaches_the_first_convolution(
+        tiny: dict[str, Path]) -> None:
+    module = collect().upstreams.get(f"hf:{tiny['wavlm-group']}").loader("cpu").train()
+    waves, lengths = sample_audio(16000)
+
+    def layer_counts() -> set[int]:
+        torch.manual_seed(0)
+        with torch.no_grad():
+            return {len(module(waves, lengths)[0]) for _ in range(10)}
+
+    assert layer_counts() == {3}
+    module.model.config.layerdrop = 0.1  # what the checkpoint says: layers go missing
+    assert min(layer_counts()) < 3
+    module.model.config.layerdrop = 0.0
+    layers, frames = module(waves, lengths)
+    layers[-1][0, : frames[0]].sum().backward()
+    first_conv = module.model.feature_extractor.conv_layers[0].conv.weight
+    assert first_conv.grad is not None and bool(first_conv.grad.abs().sum() > 0)
+
+
 def test_revision_is_a_hash_of_the_weights(tiny: dict[str, Path], tmp_path: Path) -> None:
     spec = collect().upstreams.get(f"hf:{tiny['hubert-group']}")
     first = spec.loader("cpu").revision
