@@ -240,3 +240,20 @@ def test_a_finetuned_upstream_runs_every_stage_and_is_trained(emodb_root: Path,
         assert model.pseudo_labels[u.key].shape == (2, (len(waves[u.key]) - 400) // 320 + 1)
     changed = [n for n, p in model.upstream.named_parameters() if not torch.equal(p, before[n])]
     assert changed  # the upstream itself was fine-tuned
+
+
+def test_other_stage_shares_are_another_registered_method() -> None:
+    from serbench_gmptl import method_spec
+
+    from serbench.training import allocate
+
+    default = collect().methods.get("gmp_tl")
+    assert [(s.name, s.share) for s in default.stages] == [
+        ("multitask", 0.3), ("cluster", 0.05), ("frames", 0.3), ("utterance", 0.35)]
+    variant = method_spec("gmp_tl_long_cluster", (0.25, 0.1, 0.3, 0.35))
+    budget = Budget("t", max_steps=20, batch_seconds=10.0, max_device_seconds=100.0)
+    assert [(s, round(t, 6)) for _, s, t in allocate(budget, variant.stages)] == [
+        (5, 25.0), (2, 10.0), (6, 30.0), (7, 35.0)]
+    assert variant.defaults == default.defaults and variant.requires == default.requires
+    with pytest.raises(ValueError, match="GMP-TL has 4 stages, got 3 shares"):
+        method_spec("bad", (0.5, 0.25, 0.25))
