@@ -10,7 +10,12 @@ from serbench.specs import ConfigError
 from serbench.testing import check_upstream
 
 
-def _mean_pooled(module, texts: list[str]) -> torch.Tensor:
+@pytest.fixture(scope="module")
+def minilm() -> torch.nn.Module:
+    return collect().upstreams.get("minilm").loader("cpu")
+
+
+def _mean_pooled(module: torch.nn.Module, texts: list[str]) -> torch.Tensor:
     with torch.inference_mode():
         layers, lengths = module(texts)
     pooled = layers[-1].sum(1) / lengths[:, None]
@@ -25,19 +30,17 @@ def test_minilm_is_a_384_dim_mean_pooled_text_encoder_that_passes_the_checks() -
     assert [c.name for c in checks if not c.ok] == [], checks
 
 
-def test_minilm_embeddings_put_paraphrases_close_together() -> None:
-    module = collect().upstreams.get("minilm").loader("cpu")
-    assert module.revision.startswith("sha256:")
-    emb = _mean_pooled(module, ["I am so happy today.", "Today I feel really joyful.",
+def test_minilm_embeddings_put_paraphrases_close_together(minilm: torch.nn.Module) -> None:
+    assert minilm.revision.startswith("sha256:")
+    emb = _mean_pooled(minilm, ["I am so happy today.", "Today I feel really joyful.",
                                 "The train to Berlin leaves at noon."])
     paraphrase, unrelated = float(emb[0] @ emb[1]), float(emb[0] @ emb[2])
     assert paraphrase > 0.5 > unrelated + 0.3
 
 
-def test_token_lengths_count_the_special_tokens() -> None:
-    module = collect().upstreams.get("minilm").loader("cpu")
+def test_token_lengths_count_the_special_tokens(minilm: torch.nn.Module) -> None:
     with torch.inference_mode():
-        layers, lengths = module(["hello", "hello world"])
+        layers, lengths = minilm(["hello", "hello world"])
     # [CLS] hello [SEP] and [CLS] hello world [SEP]
     assert lengths.tolist() == [3, 4]
     assert layers[0][0, 3:].eq(0).all()
