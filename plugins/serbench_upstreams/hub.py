@@ -52,29 +52,31 @@ def model_dir(ref: str, revision: str | None = None, config_only: bool = False) 
             raise ConfigError(f"model folder {str(folder)!r} has no config.json: expected a folder "
                               "written by save_pretrained()")
         return folder
-    patterns = ["config.json", "preprocessor_config.json"] if config_only else FILE_PATTERNS
-    folder = _cached(ref, revision, patterns) or _download(ref, revision, patterns)
+    folder = _cached(ref, revision, config_only) or _download(ref, revision, config_only)
     if not (folder / "config.json").is_file() or not (config_only or _weights(folder)):
         raise fetch_error(ref, revision, "the cached snapshot lacks config.json or weights")
     return folder
 
 
-def _cached(ref: str, revision: str | None, patterns: list[str]) -> Path | None:
+def _patterns(config_only: bool) -> list[str]:
+    return ["config.json", "preprocessor_config.json"] if config_only else FILE_PATTERNS
+
+
+def _cached(ref: str, revision: str | None, config_only: bool) -> Path | None:
     """The cached snapshot, without touching the network (a pinned commit never changes)."""
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import LocalEntryNotFoundError
 
     try:
-        folder = Path(snapshot_download(ref, revision=revision, allow_patterns=patterns,
-                                        local_files_only=True))
+        folder = Path(snapshot_download(ref, revision=revision, local_files_only=True,
+                                        allow_patterns=_patterns(config_only)))
     except LocalEntryNotFoundError:
         return None
-    wanted_weights = patterns is FILE_PATTERNS
-    return folder if (folder / "config.json").is_file() and (
-        not wanted_weights or _weights(folder)) else None
+    complete = (folder / "config.json").is_file() and (config_only or bool(_weights(folder)))
+    return folder if complete else None
 
 
-def _download(ref: str, revision: str | None, patterns: list[str]) -> Path:
+def _download(ref: str, revision: str | None, config_only: bool) -> Path:
     """Fetch from the hub; without network, fail at once instead of retrying for half a minute."""
     if offline():
         raise fetch_error(ref, revision, "HF_HUB_OFFLINE is set")
@@ -86,8 +88,9 @@ def _download(ref: str, revision: str | None, patterns: list[str]) -> Path:
     except Exception as exc:  # any failure to reach the hub means the same to the user
         raise fetch_error(ref, revision, _reason(exc)) from None
     try:
-        folder = Path(snapshot_download(ref, revision=revision, allow_patterns=patterns))
-        if patterns is FILE_PATTERNS and not _weights(folder):
+        folder = Path(snapshot_download(ref, revision=revision,
+                                        allow_patterns=_patterns(config_only)))
+        if not config_only and not _weights(folder):
             folder = Path(snapshot_download(ref, revision=revision, allow_patterns=["*.bin"]))
     except (HfHubHTTPError, OSError) as exc:
         raise fetch_error(ref, revision, _reason(exc)) from None
