@@ -165,6 +165,17 @@ def test_a_folder_without_config_is_named(tmp_path: Path) -> None:
         collect().upstreams.get(f"hf:{tmp_path}")
 
 
+def test_unsupported_model_types_and_a_bare_prefix_are_explained(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "vit"}))
+    with pytest.raises(ConfigError, match=f"hf:{tmp_path}: model type 'vit' is not supported"):
+        collect().upstreams.get(f"hf:{tmp_path}")
+    assert main(["validate", "upstream", "hf:"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "serbench: error: 'hf:' needs a model: use hf:<hub-id> (e.g. hf:microsoft/wavlm-large) "
+        "or hf:/path/to/a/save_pretrained/folder")
+
+
 def test_named_checkpoints_declare_the_superb_layer_counts() -> None:
     ups = collect().upstreams
     expected = {"wavlm_base": (13, 768), "wavlm_large": (25, 1024), "hubert_large": (25, 1024),

@@ -130,12 +130,15 @@ def minilm_spec() -> UpstreamSpec:
 # ------------------------------------------------------------------------------- hf:<ref>
 
 
+HF_USAGE = ("'hf:' needs a model: use hf:<hub-id> (e.g. hf:microsoft/wavlm-large) "
+            "or hf:/path/to/a/save_pretrained/folder")
+
+
 class HFFactory:
     """The loader of the ``hf:`` spec: ``hf:<hub-id>[@revision]`` or ``hf:/path/to/folder``."""
 
     def __call__(self, device: Any = None) -> Any:
-        raise ConfigError("'hf:' needs a model: use hf:<hub-id> (e.g. hf:microsoft/wavlm-large) "
-                          "or hf:/path/to/a/save_pretrained/folder")
+        raise ConfigError(HF_USAGE)
 
     def for_name(self, rest: str) -> UpstreamSpec:
         return hf_spec(rest)
@@ -147,7 +150,7 @@ def hf_spec(rest: str) -> UpstreamSpec:
     if not hub.is_local(rest) and "@" in rest:
         ref, revision = rest.rsplit("@", 1)
     if not ref:
-        HFFactory()(None)
+        raise ConfigError(HF_USAGE)
     folder = hub.model_dir(ref, revision, config_only=True)
     config = hub.read_json(folder, "config.json")
     family = config.get("model_type", "")

@@ -28,8 +28,6 @@ from torch import nn
 from ._common import resolve_device, sample_mask, zero_padding
 from .hub import model_dir, read_json, revision_of
 
-FAMILIES = ("wavlm", "hubert", "wav2vec2", "data2vec-audio")
-
 
 class ValidFrameGroupNorm:
     """``forward`` of a group-norm encoder's first convolution, with statistics per utterance.
