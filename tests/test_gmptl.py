@@ -89,9 +89,8 @@ def test_am_softmax_equals_the_hand_computed_value() -> None:
 def test_frame_loss_counts_valid_frames_only() -> None:
     torch.manual_seed(0)
     logits = torch.randn(2, 5, 4)
-    targets = losses.frame_targets([torch.tensor([1, 2, 3]), torch.tensor([0, 1, 2, 3, 0])], 5,
-                                   "cpu")
-    assert targets[0].tolist() == [1, 2, 3, losses.IGNORE, losses.IGNORE]
+    pad = losses.IGNORE
+    targets = torch.tensor([[1, 2, 3, pad, pad], [0, 1, 2, 3, 0]])
     by_hand = [-torch.log_softmax(logits[0, t], 0)[c] for t, c in enumerate([1, 2, 3])]
     by_hand += [-torch.log_softmax(logits[1, t], 0)[c] for t, c in enumerate([0, 1, 2, 3, 0])]
     expected = torch.stack(by_hand).mean()
@@ -135,18 +134,29 @@ def test_kmeans_pseudo_labels_are_seeded_and_use_every_declared_cluster(emodb_ro
         return model
 
     a, b, c = cluster(0), cluster(0), cluster(1)
-    train = feed.splits["train"].utts
-    frames = {u.key: int(feed.entry.frames(u.key).shape[0]) for u in train}
-    assert set(a.pseudo_labels) == set(frames) and len(frames) == 20
-    for key, labs in a.pseudo_labels.items():
-        assert labs.shape == (3, frames[key])
-        assert torch.equal(labs, b.pseudo_labels[key])
+    assert a.clustered and not any("labeller" in n for n in a.state_dict())
+    batches = list(OneEpoch(feed).train_batches())
+    seen = {k: set() for k in (4, 8, 16)}
+    for batch in batches:
+        ours, again, other = (m.pseudo_labels(batch) for m in (a, b, c))
+        for scale, k in enumerate((4, 8, 16)):
+            valid = torch.arange(ours[scale].shape[1])[None, :] < batch.lengths[:, None]
+            assert ((ours[scale] >= 0) == valid).all()  # padded frames carry IGNORE
+            assert ours[scale].max() < k
+            assert torch.equal(ours[scale], again[scale])
+            seen[k] |= set(ours[scale][valid].tolist())
+    assert {k: sorted(v) for k, v in seen.items()} == {k: list(range(k)) for k in seen}
     for scale, k in enumerate((4, 8, 16)):
         assert a.centroids()[scale].shape == (k, 16)
-        used = torch.cat([labs[scale] for labs in a.pseudo_labels.values()]).unique()
-        assert used.tolist() == list(range(k))
-        torch.testing.assert_close(a.centroids()[scale], b.centroids()[scale], rtol=0, atol=0)
+        assert torch.equal(a.centroids()[scale], b.centroids()[scale])
     assert not torch.equal(a.centroids()[2], c.centroids()[2])
+    # the labels come from the frozen stage-1 model: training the model on does not move them
+    before = a.pseudo_labels(batches[0])
+    with torch.no_grad():
+        for p in a.parameters():
+            p.add_(1.0)
+    assert all(torch.equal(x, y) for x, y in zip(before, a.pseudo_labels(batches[0]),
+                                                 strict=True))
 
 
 def test_kmeans_recovers_separated_clusters_and_rejects_too_few_frames() -> None:
@@ -199,7 +209,7 @@ def test_the_four_stages_never_exceed_the_budget(emodb_root: Path, limits: dict)
     # a step interrupted by the timer may overrun its stage by the alarm's 50 ms grace
     assert all(s["device_seconds"] <= s["max_device_seconds"] + 0.2 for s in stages)
     assert usage.device_seconds <= budget.max_device_seconds + 0.5
-    assert model.stage == "utterance" and model.pseudo_labels
+    assert model.stage == "utterance" and model.clustered
     if budget.max_steps == 20:
         assert [s["max_steps"] for s in stages] == [6, 1, 6, 7]
         assert usage.stopped_by == "max_steps" and usage.steps == 20
@@ -236,8 +246,11 @@ def test_a_finetuned_upstream_runs_every_stage_and_is_trained(emodb_root: Path,
                     eval_every=100)
     usage = train(model, feed, budget, method.stages, 1e-3, torch.device("cpu"), 0, labels)
     assert [s["steps"] for s in usage.stages] == [2, 0, 2, 4]
-    for u in splits["train"]:  # one label per upstream frame: 20 ms hop, 25 ms window
-        assert model.pseudo_labels[u.key].shape == (2, (len(waves[u.key]) - 400) // 320 + 1)
+    batch = next(feed.train(0))
+    labels = model.pseudo_labels(batch)
+    frames = [(len(waves[k]) - 400) // 320 + 1 for k in batch.keys]  # 20 ms hop, 25 ms window
+    assert [int((labels[0][i] >= 0).sum()) for i in range(batch.size)] == frames
+    assert len(labels) == 2 and int(labels[1].max()) < 6
     changed = [n for n, p in model.upstream.named_parameters() if not torch.equal(p, before[n])]
     assert changed  # the upstream itself was fine-tuned
 

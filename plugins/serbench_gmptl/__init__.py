@@ -6,10 +6,10 @@ The four stages, each metered against its share of one budget (``METHODS.md``):
 1. ``multitask``: ``CE(emotion) + gender_weight · CE(gender)`` on the mean-pooled top layer.
 2. ``cluster``: before its steps, k-means (k-means++ init, seeded, in torch) at every K of
    ``k_values`` on ``cluster_frames`` frames of layer ``cluster_layer`` of the stage-1 model
-   (drawn from a random set of training utterances), then every training frame gets one
-   pseudo-label per scale. Both passes over the training
-   data count against the stage's device seconds; the stage's few steps already train stage 3's
-   loss on the fresh labels.
+   (drawn from a random set of training utterances), counted against the stage's device
+   seconds. A frozen copy of the stage-1 model then gives each frame its pseudo-label per scale
+   (its nearest centroid) whenever a batch is trained on; the stage's few steps already train
+   stage 3's loss.
 3. ``frames``: one linear frame classifier per scale on the top layer, cross-entropy against the
    pseudo-labels, padded frames ignored.
 4. ``utterance``: AM-Softmax (``am_scale`` s, ``am_margin`` m) on the emotion labels; its cosine
@@ -52,7 +52,7 @@ DEFAULTS: dict[str, Any] = {
     "k_values": "50,100,200",
     "cluster_layer": "middle",  # middle | last | <index>
     "cluster_frames": 4000,  # frames sampled (uniformly, seeded) for k-means
-    "kmeans_iters": 20,
+    "kmeans_iters": 10,
     "gender_weight": 0.5,
     "am_scale": 30.0,
     "am_margin": 0.2,

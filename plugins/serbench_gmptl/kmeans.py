@@ -50,9 +50,12 @@ def kmeans_pp(x: torch.Tensor, k: int, generator: torch.Generator) -> torch.Tens
     return x[centres].clone()
 
 
-def kmeans(x: torch.Tensor, k: int, seed: int, iters: int = 30
+def kmeans(x: torch.Tensor, k: int, seed: int, iters: int = 30, tol: float = 1e-3
            ) -> tuple[torch.Tensor, torch.Tensor]:
     """``(centroids (k, D), labels (N,))`` of ``x (N, D)``; the same seed gives the same result.
+
+    Lloyd iterations stop after ``iters`` or once at most a ``tol`` share of the points changes
+    cluster.
 
     A cluster left empty by an update is re-seeded with the points farthest from their centroids,
     so all ``k`` labels stay in use on real data.
@@ -74,7 +77,8 @@ def kmeans(x: torch.Tensor, k: int, seed: int, iters: int = 30
             far = torch.argsort(dists, descending=True, stable=True)[: len(empty)]
             centroids[empty] = x[far]
         new_labels, dists = assign(x, centroids)
-        if torch.equal(new_labels, labels) and not len(empty):
-            break
+        moved = int((new_labels != labels).sum())
         labels = new_labels
+        if moved <= tol * len(labels) and not len(empty):
+            break
     return centroids, labels

@@ -20,16 +20,6 @@ def am_softmax(cosines: torch.Tensor, labels: torch.Tensor, scale: float, margin
     return nn.functional.cross_entropy(scale * (cosines - margin * onehot), labels)
 
 
-def frame_targets(labels: list[torch.Tensor], frames: int, device: torch.device | str
-                  ) -> torch.Tensor:
-    """``(B, frames)`` targets: each utterance's pseudo-labels, ``IGNORE`` on padded frames."""
-    out = torch.full((len(labels), frames), IGNORE, dtype=torch.long, device=device)
-    for i, lab in enumerate(labels):
-        n = min(frames, lab.shape[0])
-        out[i, :n] = lab[:n].to(device)
-    return out
-
-
 def frame_loss(logits: list[torch.Tensor], targets: list[torch.Tensor]) -> torch.Tensor:
     """Mean over scales of the cross-entropy of ``(B, T, K)`` logits against ``(B, T)`` targets,
     averaged over valid frames only (padded frames carry ``IGNORE``)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import torch
@@ -127,7 +128,9 @@ class GmpTl(nn.Module):
         for i, k in enumerate(self.k_values):
             self.register_buffer(f"centroids_{i}", torch.zeros(k, hidden))
         self.stage = "multitask"
-        self.pseudo_labels: dict[str, torch.Tensor] = {}  # key -> (scales, frames), on the CPU
+        # the stage-1 model, frozen once clustered: it gives every frame its pseudo-labels (in a
+        # list, so it is neither a submodule nor in the checkpoints and the optimiser)
+        self._labeller: list[GmpTl] = []
 
     # ------------------------------------------------------------------------------ forward
 
@@ -150,7 +153,7 @@ class GmpTl(nn.Module):
         states, lengths = self.states(batch)
         top = states[-1]
         if self.stage in ("cluster", "frames"):
-            targets = self.frame_targets(batch.keys, top.shape[1])
+            targets = self.pseudo_labels(batch)
             return losses.frame_loss([head(top) for head in self.frame_heads], targets)
         pooled = masked_mean(top, lengths)
         if self.stage == "utterance":
@@ -171,15 +174,25 @@ class GmpTl(nn.Module):
             return self.am_scale * self.utterance_scores(pooled)
         return self.emotion_head(pooled)
 
-    def frame_targets(self, keys: list[str], frames: int) -> list[torch.Tensor]:
-        """One ``(B, frames)`` target per scale; padded frames are ``losses.IGNORE``."""
-        missing = [k for k in keys if k not in self.pseudo_labels]
-        if missing:
-            raise ValueError(f"method {NAME}: no pseudo-labels for {missing[0]!r}; the cluster "
-                             "stage labels every training utterance")
-        rows = [self.pseudo_labels[k] for k in keys]
-        return [losses.frame_targets([r[s] for r in rows], frames, self.device)
-                for s in range(len(self.k_values))]
+    @property
+    def clustered(self) -> bool:
+        return bool(self._labeller)
+
+    @torch.no_grad()
+    def pseudo_labels(self, batch: Batch) -> list[torch.Tensor]:
+        """One ``(B, T)`` target per scale: the nearest centroid of each frame of the frozen
+        stage-1 model's ``cluster_layer``; padded frames are ``losses.IGNORE``."""
+        if not self._labeller:
+            raise ValueError(f"method {NAME}: no pseudo-labels before the cluster stage")
+        x, lengths = self._labeller[0].layer_frames(batch)
+        valid = valid_mask(lengths, x.shape[1])
+        frames = x[valid]
+        out = []
+        for centroids in self.centroids():
+            target = torch.full(valid.shape, losses.IGNORE, dtype=torch.long, device=x.device)
+            target[valid] = assign(frames, centroids)[0]
+            out.append(target)
+        return out
 
     # ------------------------------------------------------------------------------ stages
 
@@ -188,31 +201,35 @@ class GmpTl(nn.Module):
         self.stage = name
         if name == "cluster":
             self.cluster(data)
-        elif name == "frames" and not self.pseudo_labels:
+        elif name == "frames" and not self.clustered:
             raise ConfigError(f"method {NAME}: the clustering did not finish within the cluster "
                               "stage's share of max_device_seconds; give the budget more device "
                               "seconds or lower cluster_frames / kmeans_iters")
 
     @torch.no_grad()
-    def _cluster_frames(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+    def layer_frames(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(B, T, hidden)`` states of ``cluster_layer`` and the valid frame counts."""
         states, lengths = self.states(batch.to(self.device))
-        x = states[self.cluster_layer]
+        x = states[self.cluster_layer].float()
         return x, lengths.to(x.device).clamp(max=x.shape[1])
 
     @torch.no_grad()
     def cluster(self, data: Any) -> None:
-        """Sample frames, run k-means per scale, then label every training frame at every scale.
+        """Sample frames of the stage-1 model, run k-means at every scale, freeze a copy of the
+        stage-1 model that labels frames from then on.
 
         The sample is ``cluster_frames`` frames drawn uniformly (seeded) from the first batches,
         in the loop's shuffled order, that hold ``SAMPLE_FACTOR`` times as many frames: a random
-        set of utterances, without a full pass over the data for it.
+        set of utterances, without a pass over all the data. Frames are labelled when a batch is
+        trained on, so the labelling costs the frame stages a forward pass each, not this stage a
+        pass over the corpus.
         """
         self.eval()
         generator = torch.Generator().manual_seed(self.seed)
         seen: list[torch.Tensor] = []
         for batch in data.train_batches(epochs=1):
-            x, lengths = self._cluster_frames(batch)
-            seen.append(x[valid_mask(lengths, x.shape[1])].float())
+            x, lengths = self.layer_frames(batch)
+            seen.append(x[valid_mask(lengths, x.shape[1])])
             if sum(len(s) for s in seen) >= SAMPLE_FACTOR * self.cluster_frames:
                 break
         pool = torch.cat(seen)
@@ -221,14 +238,8 @@ class GmpTl(nn.Module):
         for i, k in enumerate(self.k_values):
             centroids, _ = kmeans(pool, k, self.seed * 1009 + i, self.kmeans_iters)
             self.centroids()[i].copy_(centroids)
-        labelled: dict[str, torch.Tensor] = {}
-        for batch in data.train_batches(epochs=1):
-            x, lengths = self._cluster_frames(batch)
-            frames = x[valid_mask(lengths, x.shape[1])].float()
-            labels = torch.stack([assign(frames, c)[0] for c in self.centroids()]).cpu()
-            for key, part in zip(batch.keys, labels.split(lengths.tolist(), dim=1), strict=True):
-                labelled[key] = part.clone()
-        self.pseudo_labels = labelled
+        labeller = copy.deepcopy(self).eval().requires_grad_(False)
+        self._labeller = [labeller]
 
     def configure_optimizer(self) -> torch.optim.Optimizer:
         """The pretrained upstream at ``upstream_lr``; every new part at ``lr``."""
