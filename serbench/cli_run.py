@@ -18,7 +18,8 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", metavar="D", help="dataset name")
     p.add_argument("--suite", metavar="FILE",
                    help="a suite YAML (benchmarks/suites/) instead of --method/--upstream/"
-                        "--dataset: every plan of it, validated in full before any run")
+                        "--dataset: every plan of it, validated in full before any run; the "
+                        "suite's budgets, seeds, folds and options apply")
     p.add_argument("--with-baseline", action="store_true",
                    help="also run each method's declared paired baseline (e.g. contrastive_reg "
                         "with alpha=0) on the same folds and seeds")
