@@ -1,10 +1,11 @@
 """On-disk cache of frozen upstream hidden states: the floor is one forward pass per corpus.
 
 An entry holds, for every utterance, all layers' frames (float16, one flat file read through a
-memory map) and, per layer, the mean and the variance over its valid frames (float32, also memory
-mapped). Those give the pooled inputs of models that are linear up to their pooling, and the
-statistics of feature normalisation, without touching the frames. Both are computed from the
-float16 frames as stored, so the pooled path and the frame path see the same numbers.
+memory map: an ``(L, n, D)`` block per utterance, so each layer's frames are contiguous) and, per
+layer, the mean and the variance over its valid frames (float32, also memory mapped). Those give
+the pooled inputs of models that are linear up to their pooling, and the statistics of feature
+normalisation, without touching the frames. Both are computed from the float16 frames as stored,
+so the pooled path and the frame path see the same numbers.
 
 Keys. An entry is keyed by upstream name and revision, dataset, and the *content* of every audio
 file (blake2b). Content digests are memoised per (path, inode, size, mtime, ctime) in
@@ -46,7 +47,7 @@ FORMAT = 2
 INFER_SECONDS = 60.0  # padded audio seconds per inference batch
 RACY_NS = 2_000_000_000  # files changed this recently are hashed but their digest not memoised
 FILES = {  # name -> dtype; shapes come from meta.json
-    "frames.f16": np.float16,  # (total_frames, L, D)
+    "frames.f16": np.float16,  # one (L, n, D) block per utterance, total_frames * L * D values
     "mean.f32": np.float32,  # (N, L, D) mean over valid frames
     "var.f32": np.float32,  # (N, L, D) variance over valid frames
     "index.i64": np.int64,  # (N, 2) frame offset, frame count
@@ -176,17 +177,23 @@ class FeatureEntry:
         return self._sqmean
 
     def frames_file(self) -> np.ndarray:
-        """The frames of every utterance, ``(total_frames, L, D)`` float16, verified once."""
+        """Every float16 value of every utterance's ``(L, n, D)`` block, flat; verified once."""
         if self._frames is None:
             _verify(self.path / "frames.f16", **self.meta["files"]["frames.f16"])
-            shape = (int(self.meta["total_frames"]), self.num_layers, self.dim)
-            self._frames = self._map("frames.f16", shape)
+            size = int(self.meta["total_frames"]) * self.num_layers * self.dim
+            self._frames = self._map("frames.f16", (size,))
         return self._frames
+
+    def layer_frames(self, key: str) -> np.ndarray:
+        """``(L, n, D)`` float16 frames of one utterance (a view of the memory map)."""
+        off, n = (int(v) for v in self.index[self.rows[key]])
+        width = self.num_layers * self.dim
+        block = self.frames_file()[off * width : (off + n) * width]
+        return block.reshape(self.num_layers, n, self.dim)
 
     def frames(self, key: str) -> np.ndarray:
         """``(n, L, D)`` float16 frames of one utterance (a view of the memory map)."""
-        off, n = self.index[self.rows[key]]
-        return self.frames_file()[off : off + n]
+        return self.layer_frames(key).transpose(1, 0, 2)
 
     def n_frames(self, key: str) -> int:
         return int(self.index[self.rows[key], 1])
@@ -379,6 +386,33 @@ class _HashedFile:
         return {"size": self.size, "digest": self.hash.hexdigest()}
 
 
+def fill_threads() -> int:
+    """CPU threads of the fill's forward pass: ``$SERBENCH_FILL_THREADS``, else every core.
+
+    The fill is the one big computation and runs once under a lock; the training that follows may
+    run on fewer threads (small heads train fastest on one), so it sets its own count.
+    """
+    value = os.environ.get("SERBENCH_FILL_THREADS", "").strip()
+    if value:
+        if not value.isdigit() or int(value) < 1:
+            raise ConfigError(f"SERBENCH_FILL_THREADS must be a positive integer, got {value!r}")
+        return int(value)
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+@contextlib.contextmanager
+def threads(n: int) -> Iterator[None]:
+    """Torch's intra-op thread count set to ``n`` for a block, then restored."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def inference_batches(durations: Sequence[float]) -> list[list[int]]:
     """The length buckets of one forward pass over a corpus (also the speed floor's batches)."""
     return bucket_batches(durations, INFER_SECONDS)
@@ -429,23 +463,30 @@ def _fill(
             padded = torch.zeros(len(waves), int(lengths.max()))
             for j, w in enumerate(waves):
                 padded[j, : len(w)] = torch.from_numpy(w)
-            with torch.inference_mode():
+            with torch.inference_mode(), threads(fill_threads()):
                 hidden, frame_lengths = model(padded.to(device), lengths.to(device))
-                for j, u in enumerate(good):
-                    n = max(int(frame_lengths[j]), 1)
-                    x = torch.stack([h[j, :n] for h in hidden], dim=1).to("cpu", torch.float16)
-                    x16 = x.numpy()
-                    if not np.isfinite(x16).all():
-                        raise ConfigError(f"upstream {spec.name} gave non-finite values (or "
-                                          f"values beyond float16) for {u.path}")
-                    layers, dim = x16.shape[1], x16.shape[2]
+                counts = [max(int(n), 1) for n in frame_lengths.tolist()]
+                # float16 on the device (half the transfer), converted by numpy on the CPU
+                hidden16 = [h.to(torch.float16).cpu().numpy() if h.device.type != "cpu"
+                            else h.float().numpy().astype(np.float16) for h in hidden]
+            del hidden
+            layers, dim = len(hidden16), hidden16[0].shape[2]
+            for j, u in enumerate(good):
+                n = counts[j]
+                stats = np.empty((2, layers, dim), dtype=np.float32)
+                for k, h in enumerate(hidden16):
+                    x16 = h[j, :n]
                     xd = x16.astype(np.float64)  # statistics of the frames exactly as stored
+                    stats[0, k], stats[1, k] = xd.mean(0), xd.var(0)
+                    if not np.isfinite(stats[:, k]).all():
+                        raise ConfigError(f"upstream {spec.name} gave non-finite values (or "
+                                          f"values beyond float16) in layer {k} for {u.path}")
                     files["frames.f16"].write(x16)
-                    files["mean.f32"].write(xd.mean(0).astype(np.float32))
-                    files["var.f32"].write(xd.var(0).astype(np.float32))
-                    files["index.i64"].write(np.array([offset, n], dtype=np.int64))
-                    keys.append(u.key)
-                    offset += n
+                files["mean.f32"].write(stats[0])
+                files["var.f32"].write(stats[1])
+                files["index.i64"].write(np.array([offset, n], dtype=np.int64))
+                keys.append(u.key)
+                offset += n
         progress.close()
         if not keys:
             raise ConfigError(f"no usable audio in dataset {dataset}: every file was skipped")

@@ -161,17 +161,15 @@ class CachedFeed(_Base):
             x = self._matrix[split][torch.as_tensor(idx, dtype=torch.long)]  # (B, L, D)
             ones = torch.ones(len(idx), dtype=torch.long)
             return part.batch(idx, ones, features=list(x.unsqueeze(2).unbind(1)))
-        frames = self.entry.frames_file()
-        index = self.entry.index
-        spans = [index[r] for r in self._rows[split][list(idx)]]
-        lengths = torch.tensor([int(n) for _, n in spans], dtype=torch.long)
+        blocks = [self.entry.layer_frames(part.utts[i].key) for i in idx]  # (L, n, D) float16
+        lengths = torch.tensor([b.shape[1] for b in blocks], dtype=torch.long)
         x = torch.zeros(len(idx), self.entry.num_layers, int(lengths.max()), self.entry.dim)
-        for j, (i, (off, n)) in enumerate(zip(idx, spans, strict=True)):
-            item = torch.from_numpy(np.asarray(frames[off : off + n])).float()  # (n, L, D)
+        for j, (i, block) in enumerate(zip(idx, blocks, strict=True)):
+            item = x[j, :, : block.shape[1]]
+            item.copy_(torch.from_numpy(block))
             affine = self._affine(part.utts[i].speaker)
             if affine is not None:
-                item = (item - affine[0]) / affine[1]
-            x[j, :, : int(n)] = item.transpose(0, 1)
+                item.sub_(affine[0][:, None]).div_(affine[1][:, None])
         return part.batch(idx, lengths, features=list(x.unbind(1)))
 
 

@@ -1,0 +1,260 @@
+"""Speed of a frozen upstream on EmoDB, measured side by side in one process.
+
+    python benchmarks/speed_frozen.py [--data-root DIR] [--seeds 3] [--s3prl-steps 3]
+
+Upstream: a randomly initialised base-size WavLM (``transformers.WavLMConfig()`` defaults: 12
+layers x 768, 94 M parameters) saved with ``save_pretrained`` into a temporary folder and loaded
+through the real ``hf:<dir>`` upstream.
+
+(a) ``floor_seconds``: one forward pass over all 535 files in the length buckets the cache fills
+    with (audio decoded beforehand, so this is the model's time alone).
+(b) ``cold_seconds``: the whole ``linear`` protocol through the runner (10 LOSO folds x 3 seeds,
+    1,000 steps each, dev evaluation every 100 steps, test predictions, results stored), starting
+    from an empty feature cache: the cache fill is part of it.
+(c) ``warm_seconds``: the same again into a new results folder, the cache filled (the process's
+    memo of opened entries is dropped first: entries are read and checked as in a new process).
+(d) ``s3prl_seconds``: the s3prl way, the upstream forward inside every training step. A few
+    steps on the same batches are timed and extrapolated to 1,000 steps per run, plus its dev
+    evaluations (each a forward over the dev audio, at the floor's seconds per audio second).
+
+Threads: forward passes (the floor, the cache fill, the s3prl steps' upstream) use
+``serbench.features.fill_threads()`` (every core); heads train on ``--train-threads`` (1: a
+small head trains several times faster on one intra-op thread than on two that wait for each
+other, most of all on a shared machine).
+
+Budget ``speed``: 1,000 steps, ``batch_seconds`` chosen so that the training batches of the
+first fold hold 32 utterances on average (printed), ``eval_every`` 100, 1,800 device seconds
+(the ``probe`` preset's, never reached). ``padding_fraction`` is over frames of those training
+batches; ``padding_fraction_random8`` is random batches of 8 for comparison.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+REPO = Path(__file__).resolve().parents[1]
+STEPS = 1000
+EVAL_EVERY = 100
+TARGET_ITEMS = 32
+
+
+def say(name: str, value: Any) -> None:
+    print(f"{name}: {round(value, 4) if isinstance(value, float) else value}", flush=True)
+
+
+def build_wavlm(folder: Path) -> Path:
+    """A randomly initialised base-size WavLM and its feature extractor, saved to ``folder``."""
+    import torch
+    import transformers as tf
+
+    torch.manual_seed(0)
+    tf.WavLMModel(tf.WavLMConfig()).save_pretrained(folder)
+    tf.Wav2Vec2FeatureExtractor(feature_size=1, sampling_rate=16000, padding_value=0.0,
+                                do_normalize=True, return_attention_mask=False
+                                ).save_pretrained(folder)
+    return folder
+
+
+def batch_seconds_for(durations: Sequence[float], items: float) -> float:
+    """The smallest ``batch_seconds`` (0.5 s grid) whose buckets hold ``items`` on average."""
+    from serbench.batching import bucket_batches
+
+    seconds = 2 * max(durations)
+    while len(durations) / len(bucket_batches(durations, seconds, seed=0)) < items:
+        seconds += 0.5
+    return seconds
+
+
+def floor(spec: Any, waves: dict[str, Any], utts: Sequence[Any], device: Any) -> float:
+    """Seconds for one forward pass over every utterance, in the cache's inference batches."""
+    import torch
+
+    from serbench.features import fill_threads, inference_batches, threads
+
+    module = spec.loader(device)
+    start = time.perf_counter()
+    for batch in inference_batches([u.duration for u in utts]):
+        arrays = [waves[utts[i].key] for i in batch]
+        lengths = torch.tensor([len(a) for a in arrays])
+        padded = torch.zeros(len(arrays), int(lengths.max()))
+        for j, a in enumerate(arrays):
+            padded[j, : len(a)] = torch.from_numpy(a)
+        with torch.inference_mode(), threads(fill_threads()):
+            module(padded.to(device), lengths.to(device))
+    return time.perf_counter() - start
+
+
+def protocol(components: Any, upstream: str, root: Path, budget: Any, seeds: int,
+             results: Path, device: Any) -> float:
+    from serbench.runner import make_plan, run_plan
+    from serbench.store import Store
+
+    start = time.perf_counter()
+    store = Store(results)
+    plan = make_plan(components, methods=["linear"], upstreams=[upstream], dataset="emodb",
+                     data_root=root, budget=budget, seeds=seeds, store=store)
+    outcomes = run_plan(plan, store, device=str(device), quiet=True)
+    elapsed = time.perf_counter() - start
+    bad = [o for o in outcomes if o["status"] != "ok"]
+    if bad:
+        sys.exit(f"speed_frozen: {len(bad)} runs failed, first: {bad[0]['error']}")
+    say(f"runs_{results.name}", len(outcomes))
+    say(f"mean_test_uar_{results.name}",
+        statistics.mean(o["metrics"]["uar"] for o in outcomes))
+    return elapsed
+
+
+def s3prl_step_seconds(spec: Any, components: Any, data: Any, waves: dict[str, Any],
+                       budget: Any, device: Any, steps: int) -> float:
+    """Mean seconds of a training step that runs the frozen upstream on the batch's audio."""
+    import torch
+
+    from serbench.features import fill_threads, threads
+    from serbench.feeds import AudioFeed
+    from serbench.specs import BuildContext
+
+    fold = next(iter(data.folds.values()))
+    by_key = {u.key: u for u in data.utterances}
+    splits = {s: [by_key[k] for k in getattr(fold, s)] for s in ("train", "dev", "test")}
+    labels = data.labels
+    feed = AudioFeed(waves, splits, {lab: i for i, lab in enumerate(labels)},
+                     budget.batch_seconds)
+    method = components.methods.get("linear")
+    ctx = BuildContext(labels=labels, options=dict(method.defaults), upstream=spec,
+                       dataset=data.spec, device=device, seed=0, finetune_upstream=False,
+                       load_upstream=lambda: spec.loader(device),
+                       text_encoder=components.upstreams.get)
+    head = method.build(ctx).to(device)
+    upstream = spec.loader(device)
+    optimizer = torch.optim.AdamW(head.parameters(), lr=1e-3, weight_decay=0.0)
+    batches = feed.train(0)
+    times = []
+    for _ in range(steps):
+        batch = next(batches).to(device)
+        start = time.perf_counter()
+        with torch.no_grad(), threads(fill_threads()):  # s3prl: frozen upstream under no_grad
+            hidden, frames = upstream(batch.waveforms, batch.lengths)
+        batch.features, batch.lengths = list(hidden), frames
+        optimizer.zero_grad(set_to_none=True)
+        head.loss(batch).backward()
+        optimizer.step()
+        times.append(time.perf_counter() - start)
+    return statistics.mean(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data-root", default=os.environ.get(
+        "SERBENCH_TEST_DATA", str(REPO.parent / "shared" / "data")))
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--s3prl-steps", type=int, default=3)
+    parser.add_argument("--train-threads", type=int, default=1,
+                        help="torch threads while training heads (the forward passes use "
+                        "serbench.features.fill_threads(): every core unless "
+                        "SERBENCH_FILL_THREADS says otherwise)")
+    parser.add_argument("--workdir", default=None, help="where the model, cache and results go "
+                        "(default: a temporary folder, removed afterwards)")
+    args = parser.parse_args()
+    # everything the runs use, imported now: a long run is not affected by later edits
+    import serbench_baselines.probes  # noqa: F401
+    import serbench_upstreams.hf_audio  # noqa: F401
+
+    import serbench.feeds
+    import serbench.metrics
+    import serbench.runner
+    import serbench.store
+    import serbench.training  # noqa: F401
+
+    with tempfile.TemporaryDirectory(prefix="serbench-speed-", dir=args.workdir) as tmp:
+        work = Path(tmp)
+        os.environ["SERBENCH_CACHE"] = str(work / "cache")
+        os.environ["HF_HUB_OFFLINE"] = "1"
+        run(args, work)
+
+
+def run(args: argparse.Namespace, work: Path) -> None:
+    import torch
+
+    from serbench import features
+    from serbench.audio import load_audio
+    from serbench.batching import bucket_batches, padding_fraction
+    from serbench.manifests import audio_path
+    from serbench.registry import collect
+    from serbench.runner import load_dataset, resolve_device
+    from serbench.specs import Budget
+
+    device = resolve_device("auto")
+    components = collect()
+    upstream = f"hf:{build_wavlm(work / 'wavlm-base-random')}"
+    spec = components.upstreams.get(upstream)
+    data = load_dataset(components, "emodb", args.data_root, None, {})
+    utts = data.utterances
+    audio_total = sum(u.duration for u in utts)
+    say("device", str(device))
+    torch.set_num_threads(args.train_threads)
+    say("train_threads", torch.get_num_threads())
+    say("fill_threads", features.fill_threads())
+    say("upstream", f"{upstream} (WavLMConfig() defaults, random weights)")
+    say("utterances", len(utts))
+    say("audio_seconds", audio_total)
+
+    fold = next(iter(data.folds.values()))
+    by_key = {u.key: u for u in utts}
+    train_durations = [by_key[k].duration for k in fold.train]
+    seconds = batch_seconds_for(train_durations, TARGET_ITEMS)
+    budget = Budget("speed", max_steps=STEPS, batch_seconds=seconds, max_device_seconds=1800.0,
+                    eval_every=EVAL_EVERY)
+    train_batches = bucket_batches(train_durations, seconds, seed=0)
+    say("batch_seconds", seconds)
+    say("utterances_per_batch", len(train_durations) / len(train_batches))
+    n_runs = len(data.folds) * args.seeds
+    say("runs", n_runs)
+
+    start = time.perf_counter()
+    waves = {u.key: load_audio(audio_path(data.root, u), spec.sample_rate) for u in utts}
+    say("decode_seconds", time.perf_counter() - start)
+
+    floor_s = floor(spec, waves, utts, device)
+    say("floor_seconds", floor_s)
+    cold = protocol(components, upstream, data.root, budget, args.seeds, work / "cold", device)
+    say("cold_seconds", cold)
+    features._OPEN.clear()
+    features._VERIFIED.clear()
+    warm = protocol(components, upstream, data.root, budget, args.seeds, work / "warm", device)
+    say("warm_seconds", warm)
+
+    step = s3prl_step_seconds(spec, components, data, waves, budget, device, args.s3prl_steps)
+    dev_seconds = statistics.mean(
+        sum(by_key[k].duration for k in f.dev) for f in data.folds.values())
+    eval_cost = (STEPS // EVAL_EVERY) * dev_seconds * floor_s / audio_total
+    s3prl = n_runs * (STEPS * step + eval_cost)
+    say("s3prl_step_seconds", step)
+    say("s3prl_seconds", s3prl)
+
+    entry = features.cached_features(spec, "emodb", data.root, utts, device, quiet=True,
+                                     need_frames=False)
+    frames = [entry.n_frames(k) for k in fold.train]
+    say("padding_fraction", padding_fraction(frames, train_batches))
+    all_frames = [entry.n_frames(u.key) for u in utts]
+    say("padding_fraction_inference",
+        padding_fraction(all_frames, features.inference_batches([u.duration for u in utts])))
+    order = list(range(len(frames)))
+    random.Random(0).shuffle(order)
+    say("padding_fraction_random8",
+        padding_fraction(frames, [order[i : i + 8] for i in range(0, len(order), 8)]))
+    say("cache_bytes", sum(p.stat().st_size for p in entry.path.iterdir()))
+    say("ratio_cold_over_floor", cold / floor_s)
+    say("ratio_warm_over_floor", warm / floor_s)
+    say("ratio_s3prl_over_cold", s3prl / cold)
+
+
+if __name__ == "__main__":
+    main()
