@@ -192,7 +192,7 @@ def test_bad_options_are_one_line_errors(emodb_root: Path) -> None:
 
 
 @pytest.mark.parametrize("limits", [{"max_steps": 20, "max_device_seconds": 300.0},
-                                    {"max_steps": 100000, "max_device_seconds": 16.0}])
+                                    {"max_steps": 100000, "max_device_seconds": 12.0}])
 def test_the_four_stages_never_exceed_the_budget(emodb_root: Path, limits: dict) -> None:
     feed, labels, ctx = _real_feed(emodb_root)
     budget = Budget("t", batch_seconds=20.0, eval_every=1000, **limits)
