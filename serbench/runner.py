@@ -387,7 +387,8 @@ def execute_run(plan: Plan, run: PlannedRun, device: Any, quiet: bool = True,
         model = cond.method.build(ctx).to(device)
         world = current_world()
         usage = train(world.wrap(model) if world else model, feed, trial_budget,
-                      cond.method.stages, float(options.get("lr", 1e-3)), device, spec.seed,
+                      getattr(model, "stages", cond.method.stages),
+                      float(options.get("lr", 1e-3)), device, spec.seed,
                       labels, progress=progress,
                       share_seconds=world.total_seconds if world else None)
         trials.append({"options": options, "best_dev_uar": usage.best_dev_uar,
