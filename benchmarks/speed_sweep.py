@@ -8,6 +8,11 @@ Each mode runs the same runs into its own fresh results folder. The feature cach
 of different upstreams at once). Besides the speed-up it prints the workers' utilisation: the sum
 of the runs' own durations over ``wall time × workers``; a store or a cache that serialised the
 workers would show up as low utilisation, not only as a poor ratio.
+
+``--workers N`` gives each worker ``cores / N`` intra-op threads, while one process uses torch's
+default (all cores). ``--serial-threads 1`` runs the one-process mode with the workers' thread
+count, which separates the gain of running runs side by side from the cost of intra-op threads
+(on a machine busy with other work, two threads per run can be far slower than one).
 """
 
 from __future__ import annotations
@@ -55,6 +60,8 @@ def _warm(plans: list[Any]) -> None:
 
 
 def _sweep(plans: list[Any], workers: int, results: Path) -> dict[str, Any]:
+    import torch
+
     from serbench.executors import LocalExecutor
     from serbench.store import Store
 
@@ -66,6 +73,8 @@ def _sweep(plans: list[Any], workers: int, results: Path) -> dict[str, Any]:
     busy = sum(r.get("duration_seconds") or 0.0 for r in records)
     return {
         "workers": workers, "runs": len(outcomes), "wall_seconds": round(wall, 1),
+        "threads_per_run": torch.get_num_threads() if workers == 1 else
+        max(1, (os.cpu_count() or 1) // workers),
         "failed": sum(o["status"] == "failed" for o in outcomes),
         "utilisation": round(busy / (wall * workers), 3),
         "uar": {o["run_id"]: (o["metrics"] or {}).get("uar") for o in outcomes},
@@ -79,9 +88,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--folds", type=int, help="only the first N folds of every plan")
     p.add_argument("--workers", type=int, default=2, help="the parallel mode (default 2)")
     p.add_argument("--cold", action="store_true", help="each mode starts from an empty cache")
+    p.add_argument("--serial-threads", type=int, metavar="K",
+                   help="intra-op threads of the one-process mode (default: torch's)")
     p.add_argument("--json", action="store_true", help="print the measurements as JSON")
     args = p.parse_args(argv)
 
+    if args.serial_threads:
+        import torch
+
+        torch.set_num_threads(args.serial_threads)
     base = Path(tempfile.mkdtemp(prefix="serbench-speed-"))
     os.environ.setdefault("SERBENCH_CACHE", str(base / "cache"))
     plans = _plans(Path(args.suite), args.data_root, args.folds)
@@ -107,8 +122,9 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(summary, indent=2))
     else:
         for r in summary["modes"]:
-            print(f"--workers {r['workers']}: {r['runs']} runs in {r['wall_seconds']} s "
-                  f"({r['failed']} failed), utilisation {r['utilisation']:.0%}")
+            print(f"--workers {r['workers']} ({r['threads_per_run']} threads per run): "
+                  f"{r['runs']} runs in {r['wall_seconds']} s ({r['failed']} failed), "
+                  f"utilisation {r['utilisation']:.0%}")
         print(f"speed-up with --workers {args.workers}: {ratio:.2f}x on {os.cpu_count()} CPUs "
               f"({summary['cache']} cache; largest UAR difference {drift:.2g})")
     return 0 if not any(r["failed"] for r in rows) else 1
