@@ -42,10 +42,8 @@ class _Split:
         if any(u.text is not None for u in self.utts):
             self.texts = [u.text or "" for u in self.utts]
 
-    def batch(self, idx: Sequence[int], lengths: Any, **inputs: Any) -> Batch:
-        import torch
-
-        rows = torch.as_tensor(idx, dtype=torch.long)
+    def batch(self, idx: Sequence[int], rows: Any, lengths: Any, **inputs: Any) -> Batch:
+        """The batch of positions ``idx`` (``rows``: the same as a tensor) with its inputs."""
         batch = Batch(
             keys=[self.utts[i].key for i in idx],
             labels=self.labels[rows],
@@ -157,10 +155,11 @@ class CachedFeed(_Base):
         import torch
 
         part = self.splits[split]
+        rows = torch.as_tensor(idx, dtype=torch.long)
         if self.pooled:
-            x = self._matrix[split][torch.as_tensor(idx, dtype=torch.long)]  # (B, L, D)
+            x = self._matrix[split][rows]  # (B, L, D)
             ones = torch.ones(len(idx), dtype=torch.long)
-            return part.batch(idx, ones, features=list(x.unsqueeze(2).unbind(1)))
+            return part.batch(idx, rows, ones, features=list(x.unsqueeze(2).unbind(1)))
         blocks = [self.entry.layer_frames(part.utts[i].key) for i in idx]  # (L, n, D) float16
         lengths = torch.tensor([b.shape[1] for b in blocks], dtype=torch.long)
         x = torch.zeros(len(idx), self.entry.num_layers, int(lengths.max()), self.entry.dim)
@@ -170,7 +169,7 @@ class CachedFeed(_Base):
             affine = self._affine(part.utts[i].speaker)
             if affine is not None:
                 item.sub_(affine[0][:, None]).div_(affine[1][:, None])
-        return part.batch(idx, lengths, features=list(x.unbind(1)))
+        return part.batch(idx, rows, lengths, features=list(x.unbind(1)))
 
 
 class AudioFeed(_Base):
@@ -190,9 +189,10 @@ class AudioFeed(_Base):
         import torch
 
         part = self.splits[split]
+        rows = torch.as_tensor(idx, dtype=torch.long)
         arrays = [self.waves[part.utts[i].key] for i in idx]
         lengths = torch.tensor([len(a) for a in arrays], dtype=torch.long)
         x = torch.zeros(len(arrays), int(lengths.max()))
         for j, a in enumerate(arrays):
             x[j, : len(a)] = torch.from_numpy(a)
-        return part.batch(idx, lengths, waveforms=x)
+        return part.batch(idx, rows, lengths, waveforms=x)
