@@ -279,7 +279,7 @@ class RayExecutor:
             return sweep.result()
         ray = self._connect()
         cluster = ray.cluster_resources()
-        task = ray.remote(_ray_task).options(max_retries=0)
+        task = ray.remote(max_retries=0)(_ray_task)
         # every plan's resources are checked before the first task is sent
         options = {id(p): task_resources(p.budget, device, cluster) for p in plans}
         requests = {id(plan): worker_request(plan) for plan in plans}
