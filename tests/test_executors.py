@@ -8,7 +8,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from scale_helpers import SWEEP, complete_runs, digest_tree, serbench, warm_cache
+from scale_helpers import complete_runs, digest_tree, serbench, warm_cache
 
 from serbench.executors import LocalExecutor, RayExecutor, make_executor, task_resources
 from serbench.specs import Budget, ConfigError
@@ -26,19 +26,24 @@ def _scores(results: Path, rid: str) -> list[list[float]]:
 
 @pytest.mark.usefixtures(warm_cache.__name__)
 def test_two_workers_store_the_same_runs_as_one_process(data_root: Path, tmp_path: Path) -> None:
-    args = [*SWEEP, "--data-root", str(data_root), "--folds", "0", "1"]
+    # a suite of two plans (two conditions), each on two folds: one pool runs all four
+    suite = tmp_path / "suite.yaml"
+    suite.write_text("dataset: emodb\nbudget: smoke\nfolds: [0, 1]\nentries:\n"
+                     "  - {methods: linear, upstreams: fbank}\n"
+                     "  - {methods: linear, upstreams: fbank, options: {lr: 0.01}}\n")
+    args = ["--suite", str(suite), "--device", "cpu", "--data-root", str(data_root)]
     serial, pool = tmp_path / "serial", tmp_path / "pool"
     one = serbench("run", *args, "--results", str(serial), "--quiet")
     assert one.returncode == 0, one.stderr
     two = serbench("run", *args, "--results", str(pool), "--workers", "2")
     assert two.returncode == 0, two.stderr
 
-    # 2 folds, each stored once, by two different worker processes
-    assert complete_runs(pool) == complete_runs(serial) and len(complete_runs(pool)) == 2
+    # 2 conditions x 2 folds, each stored once, by two different worker processes
+    assert complete_runs(pool) == complete_runs(serial) and len(complete_runs(pool)) == 4
     workers = set(re.findall(r"started on (\S+) \(cpu\)", two.stderr))
     assert len(workers) == 2, two.stderr
-    assert len(re.findall(r"step 40: dev UAR", two.stderr)) == 2
-    assert len(two.stdout.splitlines()) == 2 and "FAILED" not in two.stdout
+    assert len(re.findall(r"step 40: dev UAR", two.stderr)) == 4
+    assert len(two.stdout.splitlines()) == 4 and "FAILED" not in two.stdout
 
     a, b = _records(serial), _records(pool)
     for rid in a:
@@ -57,7 +62,7 @@ def test_two_workers_store_the_same_runs_as_one_process(data_root: Path, tmp_pat
     before = digest_tree(pool / "runs")
     again = serbench("run", *args, "--results", str(pool), "--workers", "2")
     assert again.returncode == 0, again.stderr
-    assert again.stdout.count("(already stored)") == 2
+    assert again.stdout.count("(already stored)") == 4
     assert "started on" not in again.stderr
     assert digest_tree(pool / "runs") == before
 
