@@ -178,8 +178,6 @@ class LocalExecutor:
         if self.workers == 1:
             return [o for plan in plans
                     for o in run_plan(plan, store, device=device, quiet=quiet, report=report)]
-        import multiprocessing
-
         store.ensure()
         sweep = _Sweep(plans, store, report)
         if not sweep.todo:
@@ -188,7 +186,7 @@ class LocalExecutor:
         n = min(self.workers, len(sweep.todo))
         threads = max(1, (os.cpu_count() or 1) // n)
         progress = None if quiet else _print_progress
-        pool = ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("spawn"),
+        pool = ProcessPoolExecutor(n, mp_context=_context(),
                                    initializer=_init_local_worker, initargs=(threads,))
         try:
             pending = {pool.submit(execute_one, requests[id(plan)], r.run_id, device, True,
@@ -200,6 +198,19 @@ class LocalExecutor:
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
         return sweep.result()
+
+
+def _context() -> Any:
+    """Workers forked from a server that imported torch and serbench once (not per worker);
+    spawned where there is no fork. Never a plain fork of the driver, whose threads it copies."""
+    import multiprocessing
+
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["torch", "serbench.executors", "serbench.runner",
+                                "serbench.training", "serbench.feeds"])
+    return ctx
 
 
 def _result(future: Any) -> dict[str, Any]:
