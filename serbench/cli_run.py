@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import Any
 
@@ -62,6 +63,8 @@ def handle(args: argparse.Namespace) -> int:
     from .store import Store
     from .suites import baseline_groups, load_suite
 
+    if args.quiet or args.json:  # model loading bars would drown the one-line-per-run output
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     if args.suite and (args.method or args.upstream or args.dataset):
         raise ConfigError("--suite replaces --method, --upstream and --dataset; give one or the "
                           "other")
