@@ -108,10 +108,17 @@ def _host() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def _init_local_worker(threads: int) -> None:
-    """Share the cores: N workers × ``threads`` intra-op threads."""
+_ENV = ("SERBENCH_", "HF_", "TRANSFORMERS_")  # what a worker must see as the driver sees it now
+
+
+def _init_local_worker(threads: int, env: Mapping[str, str]) -> None:
+    """Share the cores (N workers × ``threads`` intra-op threads) and take the driver's current
+    settings: a forkserver keeps the environment it started with."""
     import torch
 
+    for key in [k for k in os.environ if k.startswith(_ENV) and k not in env]:
+        del os.environ[key]
+    os.environ.update(env)
     torch.set_num_threads(threads)
 
 
@@ -187,7 +194,9 @@ class LocalExecutor:
         threads = max(1, (os.cpu_count() or 1) // n)
         progress = None if quiet else _print_progress
         pool = ProcessPoolExecutor(n, mp_context=_context(),
-                                   initializer=_init_local_worker, initargs=(threads,))
+                                   initializer=_init_local_worker,
+                                   initargs=(threads, {k: v for k, v in os.environ.items()
+                                                       if k.startswith(_ENV)}))
         try:
             pending = {pool.submit(execute_one, requests[id(plan)], r.run_id, device, True,
                                    str(store.root), progress) for plan, r in sweep.todo}
