@@ -66,6 +66,23 @@ class Feed:
 
 
 
+_ARMED: list[Any] = [None]  # the clock whose step the alarm may interrupt
+
+
+def _on_alarm(signum: int, frame: Any) -> None:
+    clock = _ARMED[0]
+    if clock is not None and clock._armed:
+        clock._armed = False
+        raise BudgetExhausted("max_device_seconds")
+
+
+def _install_alarm() -> None:
+    """One SIGALRM handler for the process, installed once and never swapped per step: swapping
+    it back while an alarm is pending would hand Python a non-callable handler."""
+    if signal.getsignal(signal.SIGALRM) is not _on_alarm:
+        signal.signal(signal.SIGALRM, _on_alarm)
+
+
 class _Clock:
     """Device seconds of one stage, with a hard stop through SIGALRM in the main thread.
 
@@ -92,19 +109,14 @@ class _Clock:
 
             torch.cuda.synchronize(self.device)
 
-    def _alarm(self, signum: int, frame: Any) -> None:
-        if self._armed:
-            self._armed = False
-            raise BudgetExhausted("max_device_seconds")
-
     @contextlib.contextmanager
     def metered(self) -> Iterator[None]:
         remaining = self.limit - self.used
         if remaining <= 0:
             raise BudgetExhausted("max_device_seconds")
-        previous = None
         if self._timer:
-            previous = signal.signal(signal.SIGALRM, self._alarm)
+            _install_alarm()
+            _ARMED[0] = self
             signal.setitimer(signal.ITIMER_REAL, remaining + 0.05)
         self._armed = True
         self._start = time.perf_counter()
@@ -115,7 +127,7 @@ class _Clock:
             self._armed = False
             if self._timer:
                 signal.setitimer(signal.ITIMER_REAL, 0)
-                signal.signal(signal.SIGALRM, previous)
+                _ARMED[0] = None
             elapsed = time.perf_counter() - self._start
             self.used += self._share(elapsed) if self._share else elapsed
 

@@ -89,8 +89,8 @@ def test_a_method_cannot_spend_more_device_seconds_than_its_budget() -> None:
     wall = time.perf_counter() - start
     assert usage.stopped_by == "max_device_seconds"
     assert usage.steps <= 5
-    assert usage.device_seconds <= 1.0 + 0.1
-    assert wall < 3.0
+    assert usage.device_seconds <= 1.0 + 0.3
+    assert wall < 5.0
 
 
 class GreedyPreparation(Probe):
@@ -113,10 +113,10 @@ def test_a_preparation_step_is_metered_against_its_stage_share() -> None:
     usage = train(model, ToyFeed(), budget(max_steps=40, max_device_seconds=2.0), stages, 0.05,
                   torch.device("cpu"), 0, LABELS)
     prepare, trained = usage.stages
-    assert prepare["name"] == "prepare" and prepare["device_seconds"] <= 0.5 + 0.1
+    assert prepare["name"] == "prepare" and prepare["device_seconds"] <= 0.5 + 0.3
     assert prepare["steps"] == 0 and trained["steps"] == 30  # 40 - int(40 * 0.25)
     assert usage.steps == 30
-    assert usage.device_seconds <= 2.0 + 0.1
+    assert usage.device_seconds <= 2.0 + 0.3
 
 
 def test_stage_allocation_never_exceeds_the_budget() -> None:
