@@ -18,6 +18,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 from .audio import AudioError, audio_duration
 from .folds import check_folds
+from .options import coerce
 from .specs import ConfigError, DatasetSpec, Fold, Utterance
 
 CACHE_VERSION = 1
@@ -81,7 +82,7 @@ def dataset_options(spec: DatasetSpec, raw: Mapping[str, str] | Iterable[str]) -
             hint = f"did you mean {close[0]!r}?" if close else (
                 f"known: {', '.join(sorted(spec.options)) or 'none'}")
             raise ConfigError(f"dataset {spec.name!r} has no option {key!r}; {hint}")
-        out[key] = _coerce(spec.name, key, value, spec.options[key])
+        out[key] = coerce(f"dataset {spec.name!r}", key, value, spec.options[key])
     return out
 
 
@@ -90,29 +91,6 @@ def _split(item: str, spec: DatasetSpec) -> tuple[str, str]:
         raise ConfigError(f"dataset option {item!r} for {spec.name!r} is not KEY=VALUE")
     key, value = item.split("=", 1)
     return key.strip(), value.strip()
-
-
-def _coerce(dataset: str, key: str, value: Any, default: Any) -> Any:
-    if not isinstance(value, str) or default is None:
-        return value
-    try:
-        if isinstance(default, bool):
-            low = value.lower()
-            if low in ("1", "true", "yes", "on"):
-                return True
-            if low in ("0", "false", "no", "off"):
-                return False
-            raise ValueError(value)
-        if isinstance(default, int):
-            return int(value)
-        if isinstance(default, float):
-            return float(value)
-    except ValueError:
-        kind = type(default).__name__
-        raise ConfigError(
-            f"dataset {dataset!r} option {key}={value!r}: expected a {kind} like {default!r}"
-        ) from None
-    return value
 
 
 # ------------------------------------------------------------------------------------ manifest
