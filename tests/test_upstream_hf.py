@@ -109,6 +109,9 @@ def test_revision_is_a_hash_of_the_weights(tiny: dict[str, Path], tmp_path: Path
     assert spec.loader("cpu").revision == first
     other = tiny_transformers_model("hubert", tmp_path / "other", seed=1)
     assert collect().upstreams.get(f"hf:{other}").loader("cpu").revision != first
+    # the spec carries the same hash, so the feature cache key changes with the weights
+    assert spec.revision == first
+    assert collect().upstreams.get(f"hf:{other}").revision != first
 
 
 def test_a_cached_hub_snapshot_records_its_commit(tiny: dict[str, Path], tmp_path: Path,

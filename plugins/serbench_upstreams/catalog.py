@@ -155,9 +155,12 @@ def hf_spec(rest: str) -> UpstreamSpec:
     config = hub.read_json(folder, "config.json")
     family = config.get("model_type", "")
     name = f"hf:{rest}"
+    # the spec's revision keys the feature cache: a local folder's weights hash, or the snapshot
+    resolved = revision or hub.revision_of(folder)
     if family == "whisper":
-        return audio_spec(name, ref, revision, "whisper", int(config["encoder_layers"]),
+        spec = audio_spec(name, ref, revision, "whisper", int(config["encoder_layers"]),
                           int(config["d_model"]), f"Whisper encoder from {ref}")
+        return replace(spec, revision=resolved)
     if family in SSL_FAMILIES:
         stride = 1
         for s in config.get("conv_stride", (5, 2, 2, 2, 2, 2, 2)):
@@ -165,12 +168,12 @@ def hf_spec(rest: str) -> UpstreamSpec:
         spec = audio_spec(name, ref, revision, family, int(config["num_hidden_layers"]),
                           int(config["hidden_size"]), f"{family} model from {ref}")
         rate = int(hub.read_json(folder, "preprocessor_config.json").get("sampling_rate", 16000))
-        return replace(spec, sample_rate=rate, frame_rate=rate / stride)
+        return replace(spec, sample_rate=rate, frame_rate=rate / stride, revision=resolved)
     if "num_hidden_layers" in config and "hidden_size" in config:
         return UpstreamSpec(
             name=name, modality="text", loader=ModelLoader(ref, revision, "text"),
             num_layers=int(config["num_hidden_layers"]) + 1, hidden_size=int(config["hidden_size"]),
-            revision=revision, source=f"transformers:{ref}", pooling="mean",
+            revision=resolved, source=f"transformers:{ref}", pooling="mean",
             description=f"text encoder {family} from {ref}, mean pooling",
         )
     raise ConfigError(f"hf:{rest}: model type {family!r} is not supported; audio upstreams are "
