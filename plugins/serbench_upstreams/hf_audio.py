@@ -144,6 +144,8 @@ def load_model(folder: Path, family: str, device: Any) -> Any:
     """The bare transformers model with layer drop off, on ``device``, in eval mode."""
     import transformers as tf
 
+    tf.utils.logging.disable_progress_bar()  # a bar per run drowns serbench's own output
+
     classes = {"wavlm": tf.WavLMModel, "hubert": tf.HubertModel, "wav2vec2": tf.Wav2Vec2Model,
                "data2vec-audio": tf.Data2VecAudioModel}
     config = tf.AutoConfig.from_pretrained(folder)

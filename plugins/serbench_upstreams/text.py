@@ -40,6 +40,8 @@ def load(ref: str, revision: str | None, device: Any) -> TextEncoder:
     """Load a text encoder and its tokenizer from a hub id or a folder."""
     import transformers as tf
 
+    tf.utils.logging.disable_progress_bar()  # a bar per run drowns serbench's own output
+
     folder = model_dir(ref, revision)
     tokenizer = tf.AutoTokenizer.from_pretrained(folder)
     model = tf.AutoModel.from_pretrained(folder)

@@ -62,6 +62,8 @@ def load(ref: str, revision: str | None, device: Any) -> WhisperEncoderUpstream:
     """Load the encoder of a Whisper checkpoint (hub id or folder) with its feature extractor."""
     import transformers as tf
 
+    tf.utils.logging.disable_progress_bar()  # a bar per run drowns serbench's own output
+
     folder = model_dir(ref, revision)
     config = tf.WhisperConfig.from_pretrained(folder)
     config.encoder_layerdrop = 0.0
