@@ -1,4 +1,4 @@
-"""``serbench validate upstream NAME``: the conformance checks of ``serbench.testing``, printed."""
+"""``serbench validate upstream|method NAME``: the conformance checks of ``serbench.testing``."""
 
 from __future__ import annotations
 
@@ -16,25 +16,41 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     up.add_argument("name", help="a registered upstream, hf:<hub-id-or-dir> or s3prl:<name>")
     up.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 … (default: auto)")
     up.add_argument("--json", action="store_true", help="print the checks as JSON")
+    me = sub.add_parser("method", help="build a method on synthetic features and check it",
+                        description="Build a method on synthetic frozen features and check its "
+                        "loss, gradients, scores, masking of padded frames and that it learns.")
+    me.add_argument("name", help="a registered method")
+    me.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                    help="method option, e.g. text_encoder=minilm")
+    me.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 … (default: auto)")
+    me.add_argument("--json", action="store_true", help="print the checks as JSON")
 
 
 def _validate(args: argparse.Namespace) -> int:
     from .registry import collect
-    from .testing import check_upstream
+    from .testing import check_method, check_upstream
 
-    spec = collect().upstreams.get(args.name)
+    kind = args.validate_kind
     device = args.device
     if device == "auto":
         import torch
 
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    checks = check_upstream(spec, device=device)
+    if kind == "method":
+        from .options import method_options, parse_pairs
+
+        spec = collect().methods.get(args.name)
+        options, _ = method_options(spec.name, spec.defaults, parse_pairs(args.option, "--option"))
+        checks = check_method(spec, options, device=device)
+    else:
+        spec = collect().upstreams.get(args.name)
+        checks = check_upstream(spec, device=device)
     failed = [c for c in checks if not c.ok]
     if args.json:
-        print_json({"upstream": spec.name, "device": device, "ok": not failed,
+        print_json({kind: spec.name, "device": device, "ok": not failed,
                     "checks": [asdict(c) for c in checks]})
     else:
-        print(f"upstream {spec.name} on {device}")
+        print(f"{kind} {spec.name} on {device}")
         for c in checks:
             print(f"{'PASS' if c.ok else 'FAIL'}  {c.name}: {c.detail}")
         print(f"{len(checks) - len(failed)} passed, {len(failed)} failed")

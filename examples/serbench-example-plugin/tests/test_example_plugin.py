@@ -8,7 +8,7 @@ import torch
 
 from serbench import Batch
 from serbench.registry import collect
-from serbench.testing import check_upstream
+from serbench.testing import check_method, check_upstream
 
 
 def test_registered_through_the_entry_point() -> None:
@@ -20,6 +20,12 @@ def test_registered_through_the_entry_point() -> None:
 def test_mfcc_upstream_passes_the_conformance_checks() -> None:
     spec = collect().upstreams.get("example_mfcc")
     failed = [c for c in check_upstream(spec) if not c.ok]
+    assert failed == []
+
+
+def test_prototype_method_passes_the_conformance_checks() -> None:
+    spec = collect().methods.get("prototype")
+    failed = [c for c in check_method(spec) if not c.ok]
     assert failed == []
 
 
