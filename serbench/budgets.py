@@ -70,16 +70,10 @@ def _check_value(key: str, value: Any, where: str) -> Any:
 
 def load_budget_file(path: str | Path) -> dict[str, Budget]:
     """Read ``{name: {limits...}}`` from a YAML file."""
-    import yaml
+    from .options import read_yaml
 
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"budget file {path} does not exist") from None
-    except yaml.YAMLError as exc:
-        first = str(exc).splitlines()[0]
-        raise ConfigError(f"budget file {path} is not valid YAML: {first}") from None
+    data = read_yaml(path, "budget")
     if not isinstance(data, Mapping):
         raise ConfigError(f"budget file {path}: expected a mapping of budget names to limits")
     return {n: budget_from_mapping(n, d, f"{path}: budget {n!r}") for n, d in data.items()}

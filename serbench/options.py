@@ -1,8 +1,9 @@
-"""``KEY=VALUE`` options validated against a component's declared defaults."""
+"""Options from the command line (``KEY=VALUE``) and YAML files, with one-line errors."""
 
 from __future__ import annotations
 
 import difflib
+from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from .specs import ConfigError
@@ -59,3 +60,17 @@ def method_options(
         if full[key] != defaults[key]:
             changed[key] = full[key]
     return full, changed
+
+
+def read_yaml(path: str | Path, what: str) -> Any:
+    """The parsed YAML of a ``what`` file (``budget``, ``suite``), or one error naming it."""
+    import yaml
+
+    path = Path(path)
+    try:
+        return yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{what} file {path} does not exist") from None
+    except yaml.YAMLError as exc:
+        first = " ".join(str(exc).split())
+        raise ConfigError(f"{what} file {path} is not valid YAML: {first}") from None

@@ -74,7 +74,7 @@ class Registry(Generic[T]):
         factory = self.items.get(prefix)
         if factory is None:
             return None
-        make = getattr(factory, "resolve", None) or getattr(factory.loader, "for_name", None)
+        make = getattr(factory.loader, "for_name", None)
         return make(name.split(":", 1)[1]) if make else None
 
     def __iter__(self) -> Iterator[str]:

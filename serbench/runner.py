@@ -332,7 +332,6 @@ def execute_run(plan: Plan, run: PlannedRun, device: Any, quiet: bool = True,
               for s in ("train", "dev", "test")}
     finetune = cond.method.finetunes(cond.options)
     skipped = list(data.skipped)
-    feature_seconds = 0.0
     revision = cond.upstream.revision
     t0 = time.perf_counter()
     if finetune:

@@ -200,16 +200,10 @@ def _kind(value: Any) -> str:
 
 def read_suite(path: str | Path) -> dict[str, Any]:
     """The YAML mapping of a suite file, or one clear error."""
-    import yaml
+    from .options import read_yaml
 
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"suite file {path} does not exist") from None
-    except yaml.YAMLError as exc:
-        first = " ".join(str(exc).split())
-        raise ConfigError(f"suite file {path} is not valid YAML: {first}") from None
+    data = read_yaml(path, "suite")
     if not isinstance(data, Mapping):
         raise ConfigError(f"suite file {path}: expected a mapping with an 'entries' list, got "
                           f"{_kind(data)}")

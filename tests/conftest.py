@@ -35,6 +35,7 @@ def _isolated(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Monk
     monkeypatch.delenv("SERBENCH_DATA", raising=False)
     # two test workers share two cores: one intra-op thread each, in-process and in subprocesses
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    monkeypatch.setenv("SERBENCH_FILL_THREADS", "1")
 
 
 def pytest_configure(config: pytest.Config) -> None:

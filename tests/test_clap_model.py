@@ -11,24 +11,12 @@ import math
 import pytest
 import torch
 from serbench_clap import losses
+from tiny_modules import TinyUpstream
 
 from serbench import Batch, BuildContext, ConfigError, DatasetSpec, UpstreamSpec
 from serbench.registry import collect
 
 LABELS = ("angry", "neutral", "sad")
-
-
-class TinyUpstream(torch.nn.Module):
-    """A real two-layer audio encoder: 10 ms frames of 160 samples -> 4 dims -> 4 dims."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.conv = torch.nn.Conv1d(1, 4, kernel_size=160, stride=160)
-        self.mix = torch.nn.Linear(4, 4)
-
-    def forward(self, waveforms: torch.Tensor, lengths: torch.Tensor):
-        first = self.conv(waveforms[:, None]).transpose(1, 2)
-        return [first, torch.tanh(self.mix(first))], lengths // 160
 
 
 @functools.cache

@@ -21,15 +21,6 @@ from serbench.specs import Budget, Stage
 from serbench.training import predict, train
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models: one intra-op thread is faster, and steadier on a shared 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def dot(a: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     """A critic simple enough to compute by hand: the inner product."""
     return (a * t).sum(-1)

@@ -99,12 +99,6 @@ def copy_corpus(emodb_root: Path, dest: Path, n: int) -> list[Utterance]:
 CPU = torch.device("cpu")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The tiny module's ops are too small for two threads (children inherit this too)."""
-    monkeypatch.setenv("SERBENCH_FILL_THREADS", "1")
-
-
 def fill(spec: UpstreamSpec, root: Path, utts: list[Utterance], **kw: object
          ) -> features.FeatureEntry:
     return cached_features(spec, "emodb", root, utts, CPU, quiet=True, **kw)  # type: ignore[arg-type]

@@ -28,13 +28,6 @@ BUDGET = Budget("tiny", max_steps=12, batch_seconds=20.0, max_device_seconds=120
                 eval_every=4)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    """Heads this small train fastest on one thread (two wait for each other on a busy machine)."""
-    with features.threads(1):
-        yield
-
-
 @pytest.fixture(scope="module")
 def emodb(data_root: Path) -> Any:
     return load_dataset(collect(), "emodb", data_root, None, {})

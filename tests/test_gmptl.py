@@ -19,16 +19,6 @@ from serbench.runner import make_plan
 from serbench.specs import Budget
 from serbench.training import train
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models: one intra-op thread is faster, and steadier on a shared 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 SMALL = {"finetune_upstream": False, "k_values": "4,8,16", "cluster_frames": 600,
          "hidden": 16, "encoder_layers": 2}
 

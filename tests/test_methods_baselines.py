@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from tiny_modules import TinyUpstream
 
 from serbench import Batch, BuildContext, ConfigError, DatasetSpec, UpstreamSpec
 from serbench.registry import collect
@@ -98,19 +99,6 @@ def test_linear_learns_a_separable_task_with_the_loops_optimiser() -> None:
     with torch.inference_mode():
         assert model.predict(batch).argmax(1).eq(labels).all()
     assert model.loss(batch).item() < first / 10
-
-
-class TinyUpstream(torch.nn.Module):
-    """A real two-layer encoder: 10 ms frames of 160 samples -> 4 dims -> 4 dims."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.conv = torch.nn.Conv1d(1, 4, kernel_size=160, stride=160)
-        self.mix = torch.nn.Linear(4, 4)
-
-    def forward(self, waveforms: torch.Tensor, lengths: torch.Tensor):
-        first = self.conv(waveforms[:, None]).transpose(1, 2)
-        return [first, torch.tanh(self.mix(first))], lengths // 160
 
 
 def _finetune_context(upstream: torch.nn.Module, **options) -> BuildContext:
