@@ -93,15 +93,16 @@ def floor(spec: Any, waves: dict[str, Any], utts: Sequence[Any], device: Any) ->
 
 
 def protocol(components: Any, upstream: str, root: Path, budget: Any, seeds: int,
-             results: Path, device: Any) -> float:
-    from serbench.runner import make_plan, run_plan
+             results: Path, device: Any, workers: int) -> float:
+    from serbench.executors import LocalExecutor
+    from serbench.runner import make_plan
     from serbench.store import Store
 
     start = time.perf_counter()
     store = Store(results)
     plan = make_plan(components, methods=["linear"], upstreams=[upstream], dataset="emodb",
                      data_root=root, budget=budget, seeds=seeds, store=store)
-    outcomes = run_plan(plan, store, device=str(device), quiet=True)
+    outcomes = LocalExecutor(workers).run([plan], store, device=str(device), quiet=True)
     elapsed = time.perf_counter() - start
     bad = [o for o in outcomes if o["status"] != "ok"]
     if bad:
@@ -156,10 +157,13 @@ def main() -> None:
         "SERBENCH_TEST_DATA", str(REPO.parent / "shared" / "data")))
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--s3prl-steps", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)),
+                        help="runs of (b) and (c) at once, as `serbench run --workers N` "
+                        "(default: one per core)")
     parser.add_argument("--train-threads", type=int, default=1,
-                        help="torch threads while training heads (the forward passes use "
-                        "serbench.features.fill_threads(): every core unless "
-                        "SERBENCH_FILL_THREADS says otherwise)")
+                        help="torch threads while training heads with --workers 1 (workers "
+                        "share the cores; forward passes use serbench.features.fill_threads(): "
+                        "every core unless SERBENCH_FILL_THREADS says otherwise)")
     parser.add_argument("--workdir", default=None, help="where the model, cache and results go "
                         "(default: a temporary folder, removed afterwards)")
     args = parser.parse_args()
@@ -200,7 +204,9 @@ def run(args: argparse.Namespace, work: Path) -> None:
     audio_total = sum(u.duration for u in utts)
     say("device", str(device))
     torch.set_num_threads(args.train_threads)
-    say("train_threads", torch.get_num_threads())
+    say("workers", args.workers)
+    say("train_threads", torch.get_num_threads() if args.workers == 1
+        else max(1, (os.cpu_count() or 1) // args.workers))
     say("fill_threads", features.fill_threads())
     say("upstream", f"{upstream} (WavLMConfig() defaults, random weights)")
     say("utterances", len(utts))
@@ -224,11 +230,13 @@ def run(args: argparse.Namespace, work: Path) -> None:
 
     floor_s = floor(spec, waves, utts, device)
     say("floor_seconds", floor_s)
-    cold = protocol(components, upstream, data.root, budget, args.seeds, work / "cold", device)
+    cold = protocol(components, upstream, data.root, budget, args.seeds, work / "cold", device,
+                    args.workers)
     say("cold_seconds", cold)
     features._OPEN.clear()
     features._VERIFIED.clear()
-    warm = protocol(components, upstream, data.root, budget, args.seeds, work / "warm", device)
+    warm = protocol(components, upstream, data.root, budget, args.seeds, work / "warm", device,
+                    args.workers)
     say("warm_seconds", warm)
 
     step = s3prl_step_seconds(spec, components, data, waves, budget, device, args.s3prl_steps)

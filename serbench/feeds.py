@@ -44,17 +44,16 @@ class _Split:
 
     def batch(self, idx: Sequence[int], rows: Any, lengths: Any, **inputs: Any) -> Batch:
         """The batch of positions ``idx`` (``rows``: the same as a tensor) with its inputs."""
-        batch = Batch(
+        return Batch(
             keys=[self.utts[i].key for i in idx],
-            labels=self.labels[rows],
+            labels=self.labels.index_select(0, rows),
             lengths=lengths,
             speakers=[self.utts[i].speaker for i in idx],
             genders=None if self.genders is None else self.genders[rows],
             texts=None if self.texts is None else [self.texts[i] for i in idx],
+            audio_seconds=float(sum(self.durations[i] for i in idx)),
             **inputs,
         )
-        batch.audio_seconds = float(sum(self.durations[i] for i in idx))  # type: ignore[attr-defined]
-        return batch
 
 
 class _Base(Feed):
@@ -68,6 +67,7 @@ class _Base(Feed):
         self.label_index = label_index
         self.batch_seconds = batch_seconds
         self.batches_per_epoch = len(self.batches("train", seed=0))
+        self._in_order: dict[str, list[list[int]]] = {}  # evaluation batches, cut once
 
     def batches(self, split: str, seed: int | None) -> list[list[int]]:
         """Index lists into ``split``: shuffled among similar lengths with a seed, else sorted."""
@@ -84,7 +84,9 @@ class _Base(Feed):
             epoch += 1
 
     def evaluate(self, split: str) -> Iterator[Batch]:
-        for idx in self.batches(split, seed=None):
+        if split not in self._in_order:
+            self._in_order[split] = self.batches(split, seed=None)
+        for idx in self._in_order[split]:
             yield self.make(split, idx)
 
 
@@ -157,9 +159,9 @@ class CachedFeed(_Base):
         part = self.splits[split]
         rows = torch.as_tensor(idx, dtype=torch.long)
         if self.pooled:
-            x = self._matrix[split][rows]  # (B, L, D)
+            x = self._matrix[split].index_select(0, rows).unsqueeze(2)  # (B, L, 1, D)
             ones = torch.ones(len(idx), dtype=torch.long)
-            return part.batch(idx, rows, ones, features=list(x.unsqueeze(2).unbind(1)))
+            return part.batch(idx, rows, ones, features=list(x.unbind(1)), stacked=x)
         blocks = [self.entry.layer_frames(part.utts[i].key) for i in idx]  # (L, n, D) float16
         lengths = torch.tensor([b.shape[1] for b in blocks], dtype=torch.long)
         x = torch.zeros(len(idx), self.entry.num_layers, int(lengths.max()), self.entry.dim)
@@ -169,7 +171,7 @@ class CachedFeed(_Base):
             affine = self._affine(part.utts[i].speaker)
             if affine is not None:
                 item.sub_(affine[0][:, None]).div_(affine[1][:, None])
-        return part.batch(idx, rows, lengths, features=list(x.unbind(1)))
+        return part.batch(idx, rows, lengths, features=list(x.unbind(1)), stacked=x)
 
 
 class AudioFeed(_Base):

@@ -218,25 +218,36 @@ class Batch:
     genders: "torch.Tensor | None" = None
     texts: list[str] | None = None
     audio_seconds: float = 0.0  # real audio in the batch, counted against the budget
+    # (B, L, T, D): every layer in one tensor when the feed built them so; ``features`` are then
+    # its views. A layer-weighted sum over it is one batched product, not a stack and a copy.
+    stacked: "torch.Tensor | None" = None
 
     @property
     def size(self) -> int:
         return len(self.keys)
 
     def to(self, device: Any) -> "Batch":
+        """The batch on ``device`` (itself when it is there already)."""
+        if self.labels.device == device or str(self.labels.device) == str(device):
+            return self
+
         def move(t: Any) -> Any:
             return None if t is None else t.to(device, non_blocking=True)
 
+        stacked = move(self.stacked)
+        features = None if self.features is None else (
+            list(stacked.unbind(1)) if stacked is not None else [move(f) for f in self.features])
         return Batch(
             keys=self.keys,
             labels=move(self.labels),
             lengths=move(self.lengths),
             speakers=self.speakers,
-            features=None if self.features is None else [move(f) for f in self.features],
+            features=features,
             waveforms=move(self.waveforms),
             genders=move(self.genders),
             texts=self.texts,
             audio_seconds=self.audio_seconds,
+            stacked=stacked,
         )
 
 

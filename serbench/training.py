@@ -172,16 +172,28 @@ def _autocast(budget: Budget, device: Any) -> contextlib.AbstractContextManager[
     return contextlib.nullcontext()
 
 
-def make_optimizer(model: Any, lr: float) -> Any:
+def adamw(groups: Sequence[dict[str, Any]]) -> Any:
+    """AdamW without weight decay over parameter groups (``{"params": [...], "lr": ...}``).
+
+    Fused (one kernel for every parameter) where torch has that for the parameters' device and
+    dtype: the same update rule, and on a small head most of a step's time saved.
+    """
     import torch
 
+    try:
+        return torch.optim.AdamW(list(groups), weight_decay=0.0, fused=True)
+    except (RuntimeError, ValueError):  # no fused kernel for this device or dtype
+        return torch.optim.AdamW(list(groups), weight_decay=0.0)
+
+
+def make_optimizer(model: Any, lr: float) -> Any:
     custom = getattr(model, "configure_optimizer", None)
     if custom is not None:
         return custom()
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise ConfigError("the method's model has no trainable parameters")
-    return torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
+    return adamw([{"params": params, "lr": lr}])
 
 
 def predict(model: Any, batches: Iterator[Batch], device: Any, budget: Budget) -> tuple[
@@ -269,9 +281,9 @@ def train(
                     begin(stage.name, MeteredData(feed, clock, usage, seed + index))
             optimizer = make_optimizer(model, lr) if max_steps > 0 else None
             batches = feed.train(seed + 1000 * index)
+            model.train()
             while stage_steps < max_steps:
                 batch = next(batches).to(device)
-                model.train()
                 with clock.metered():
                     optimizer.zero_grad(set_to_none=True)
                     with _autocast(budget, device):
@@ -287,6 +299,7 @@ def train(
                 if final_stage and (stage_steps % budget.eval_every == 0):
                     with clock.metered():
                         uar = _dev_uar(model, feed, device, budget, labels)
+                    model.train()
                     usage.evaluations += 1
                     last_eval = usage.steps
                     if uar > best_uar:

@@ -52,6 +52,23 @@ def test_linear_equals_superb_order_and_its_pooled_input() -> None:
     assert model.project.out_features == 256 and model.classify.out_features == 3
 
 
+def test_linear_applies_its_two_layers_as_one_product_with_the_same_gradients() -> None:
+    torch.manual_seed(0)
+    model = collect().methods.get("linear").build(_context("linear"))
+    pre = [torch.randn(5, 1, 4) for _ in range(3)]
+    batch = _batch(pre, [1] * 5, [0, 1, 2, 1, 0])
+    model.loss(batch).backward()
+    got = {n: p.grad.clone() for n, p in model.named_parameters()}
+    model.zero_grad()
+    w = torch.softmax(model.layers.weights, 0)
+    mixed = sum(w[i] * pre[i][:, 0] for i in range(3))
+    logits = model.classify(model.project(mixed))  # the layers one after the other
+    torch.nn.functional.cross_entropy(logits, batch.labels).backward()
+    for name, param in model.named_parameters():
+        torch.testing.assert_close(got[name], param.grad, rtol=1e-5, atol=1e-7, msg=name)
+    assert got["project.weight"].abs().sum() > 0 and got["layers.weights"].abs().sum() > 0
+
+
 def test_mlp_applies_relu_per_frame_before_pooling() -> None:
     torch.manual_seed(0)
     model = collect().methods.get("mlp").build(_context("mlp", layer="last"))

@@ -6,12 +6,12 @@ thing everywhere. Imported only from ``build`` functions: torch may be imported 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 from torch import nn
 
-from serbench import Batch, ConfigError
+from serbench import Batch, ConfigError, training
 
 
 def masked_mean(frames: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -21,6 +21,8 @@ def masked_mean(frames: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     frame count the harness reports with them.
     """
     total = frames.shape[1]
+    if total == 1:  # pre-pooled: the mean of one frame is the frame
+        return frames[:, 0]
     lengths = lengths.to(frames.device).clamp(1, total)
     mask = (torch.arange(total, device=frames.device)[None, :] < lengths[:, None]).to(frames.dtype)
     return (frames * mask[..., None]).sum(dim=1) / lengths[:, None].to(frames.dtype)
@@ -55,13 +57,28 @@ class LayerSelect(nn.Module):
                 )
             self.index = index % num_layers
 
-    def forward(self, hidden: list[torch.Tensor]) -> torch.Tensor:
-        if len(hidden) != self.num_layers:
-            raise ValueError(f"expected {self.num_layers} hidden states, got {len(hidden)}")
+    def forward(self, hidden: Sequence[torch.Tensor] | torch.Tensor) -> torch.Tensor:
+        """``(B, T, D)`` from ``L`` tensors ``(B, T, D)`` or from one ``(B, L, T, D)`` stack."""
+        count = hidden.shape[1] if isinstance(hidden, torch.Tensor) else len(hidden)
+        if count != self.num_layers:
+            raise ValueError(f"expected {self.num_layers} hidden states, got {count}")
         if self.index is not None:
-            return hidden[self.index].float()
-        weights = torch.softmax(self.weights, dim=0)
-        return torch.einsum("l,lbtd->btd", weights, torch.stack([h.float() for h in hidden]))
+            return hidden[:, self.index].float() if isinstance(hidden, torch.Tensor) \
+                else hidden[self.index].float()
+        if not isinstance(hidden, torch.Tensor):
+            hidden = torch.stack([h.float() for h in hidden], dim=1)
+        b, layers, t, d = hidden.shape
+        weights = torch.softmax(self.weights, dim=0).expand(b, 1, layers)
+        # one batched (1 x L) @ (L x T*D) product: no copy of the layers
+        return torch.bmm(weights, hidden.float().reshape(b, layers, t * d)).view(b, t, d)
+
+
+def cached_stack(batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+    """The frozen upstream's hidden states as one ``(B, L, T, D)`` tensor, and valid frames."""
+    hidden, lengths = cached_hidden(batch)
+    if batch.stacked is not None:
+        return batch.stacked, lengths
+    return torch.stack(hidden, dim=1), lengths
 
 
 def cached_hidden(batch: Batch) -> tuple[list[torch.Tensor], torch.Tensor]:
@@ -88,4 +105,4 @@ def adamw(groups: list[tuple[list[nn.Parameter], float]]) -> torch.optim.Optimiz
     kept = [
         {"params": [p for p in params if p.requires_grad], "lr": lr} for params, lr in groups
     ]
-    return torch.optim.AdamW([g for g in kept if g["params"]], weight_decay=0.0)
+    return training.adamw([g for g in kept if g["params"]])
