@@ -180,7 +180,7 @@ class LocalExecutor:
 
     def run(self, plans: Sequence[Any], store: Any, *, device: str | None = None,
             quiet: bool = False, report: Report | None = None) -> list[dict[str, Any]]:
-        from .runner import run_plan
+        from .runner import prepare_features, resolve_device, run_plan
 
         if self.workers == 1:
             return [o for plan in plans
@@ -189,6 +189,9 @@ class LocalExecutor:
         sweep = _Sweep(plans, store, report)
         if not sweep.todo:
             return sweep.result()
+        for plan in plans:
+            prepare_features(plan, [r for p, r in sweep.todo if p is plan],
+                             resolve_device(device or plan.budget.device), quiet=quiet)
         requests = {id(plan): worker_request(plan) for plan in plans}
         n = min(self.workers, len(sweep.todo))
         threads = max(1, (os.cpu_count() or 1) // n)

@@ -436,6 +436,35 @@ def execute_run(plan: Plan, run: PlannedRun, device: Any, quiet: bool = True,
     return record, predictions
 
 
+def prepare_features(plan: Plan, runs: Sequence[PlannedRun], device: Any,
+                     quiet: bool = False) -> None:
+    """Fill the feature cache entries that ``runs`` on frozen upstreams will read, here.
+
+    ``--workers N`` calls this in the driver first: one process fills each entry on every core
+    while the workers would otherwise wait on its lock, and forked workers were measured to
+    run the same forward pass 10-20 % slower than the process that started them. A fill that
+    fails is left to the runs, which record the error; bad audio stops the sweep as it would
+    there.
+    """
+    from .audio import AudioError
+    from .features import cached_features
+
+    done: set[str] = set()
+    for run in runs:
+        cond = run.condition
+        if cond.method.finetunes(cond.options) or cond.upstream.name in done:
+            continue
+        done.add(cond.upstream.name)
+        try:
+            cached_features(cond.upstream, plan.dataset.spec.name, plan.dataset.root,
+                            plan.dataset.utterances, device, skip_bad_audio=plan.skip_bad_audio,
+                            need_frames=False, quiet=quiet)
+        except AudioError:
+            raise
+        except Exception:  # each run meets it again and records it
+            continue
+
+
 def _budget_dict(budget: Budget) -> dict[str, Any]:
     from dataclasses import asdict
 

@@ -104,3 +104,19 @@ def test_ray_tasks_ask_for_what_the_budget_declares() -> None:
     with pytest.raises(ConfigError, match=r"budget 'b' asks for 8 CPUs per run, but the Ray "
                                           r"cluster has 4 in all; lower cpus in the budget"):
         task_resources(Budget("b", 10, 10.0, 10.0, cpus=8), None, {"CPU": 4})
+
+
+def test_workers_find_the_cache_filled_by_the_driver(data_root: Path, tmp_path: Path) -> None:
+    # a cold cache: the driver fills the fbank entry once (its progress bar: workers run
+    # quietly), then the two workers read it
+    env = {"SERBENCH_CACHE": str(tmp_path / "cache")}
+    two = serbench("run", "--method", "linear", "--upstream", "fbank", "--dataset", "emodb",
+                   "--data-root", str(data_root), "--budget", "smoke", "--folds", "0",
+                   "--seeds", "2", "--device", "cpu", "--results", str(tmp_path / "r"),
+                   "--workers", "2", env=env)
+    assert two.returncode == 0, two.stderr
+    assert two.stderr.count("features fbank on emodb") >= 1
+    assert len(set(re.findall(r"started on (\S+) \(cpu\)", two.stderr))) == 2
+    entries = list((tmp_path / "cache" / "features" / "fbank").glob("emodb-*/meta.json"))
+    assert len(entries) == 1
+    assert len(complete_runs(tmp_path / "r")) == 2
