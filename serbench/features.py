@@ -8,11 +8,12 @@ normalisation, without touching the frames. Both are computed from the float16 f
 so the pooled path and the frame path see the same numbers.
 
 Keys. An entry is keyed by upstream name and revision, dataset, and the *content* of every audio
-file (blake2b). Content digests are memoised per (path, inode, size, mtime, ctime) in
-``audio-digests.sqlite``: a file rewritten with the same size and its old mtime restored still
-gets a new ctime (which no user call can set), so it is hashed again; a corpus copied elsewhere
-hashes to the same entry. Digests of files changed in the last two seconds are not memoised, so a
-rewrite within a coarse timestamp tick is not missed.
+file (blake2b). Content digests (of audio files here, of local model weights for upstream
+revisions) are memoised per (path, inode, size, mtime, ctime) in ``file-digests.sqlite``: a
+file rewritten with the same size and its old mtime restored still gets a new ctime (which no
+user call can set), so it is hashed again; a corpus copied elsewhere hashes to the same entry.
+Digests of files changed in the last two seconds are not memoised, so a rewrite within a coarse
+timestamp tick is not missed.
 
 Writes. An entry is filled under an exclusive lock into ``.tmp-*`` and renamed into place, so two
 processes never fill it twice and a half-written entry is never read; leftovers of a killed fill
@@ -228,7 +229,7 @@ class FeatureEntry:
 
 
 def _digest_db() -> sqlite3.Connection:
-    path = cache_root() / "audio-digests.sqlite"
+    path = cache_root() / "file-digests.sqlite"
     path.parent.mkdir(parents=True, exist_ok=True)
     db = sqlite3.connect(path, timeout=60)
     db.execute("CREATE TABLE IF NOT EXISTS digest (path TEXT PRIMARY KEY, ino INTEGER, "
@@ -236,7 +237,7 @@ def _digest_db() -> sqlite3.Connection:
     return db
 
 
-def audio_digests(paths: Sequence[Path]) -> list[str | None]:
+def file_digests(paths: Sequence[Path]) -> list[str | None]:
     """Content digest of each file (``None`` if missing), memoised per path and stat signature."""
     out: list[str | None] = []
     with contextlib.closing(_digest_db()) as db:
@@ -269,7 +270,7 @@ def entry_key(spec: UpstreamSpec, dataset: str, root: Path, utterances: Sequence
     from .manifests import audio_path
 
     utts = sorted(utterances, key=lambda u: u.key)
-    digests = audio_digests([audio_path(root, u) for u in utts])
+    digests = file_digests([audio_path(root, u) for u in utts])
     h = hashlib.sha256()
     h.update(json.dumps([FORMAT, spec.name, spec.revision, spec.sample_rate, dataset]).encode())
     for u, d in zip(utts, digests, strict=True):

@@ -191,16 +191,16 @@ def test_digests_are_memoised_and_racy_files_are_not(tmp_path: Path,
     monkeypatch.setattr(features, "_file_digest", lambda p: hashed.append(p.name) or real(p))
     # files changed in the last RACY_NS are hashed every time (a rewrite could share the tick)
     monkeypatch.setattr(features, "RACY_NS", 10**18)
-    first = features.audio_digests([a, b, tmp_path / "missing"])
+    first = features.file_digests([a, b, tmp_path / "missing"])
     assert first[2] is None and first[0] != first[1]
-    assert features.audio_digests([a, b]) == first[:2] and hashed == ["a.bin", "b.bin"] * 2
+    assert features.file_digests([a, b]) == first[:2] and hashed == ["a.bin", "b.bin"] * 2
     monkeypatch.setattr(features, "RACY_NS", 0)
     hashed.clear()
-    features.audio_digests([a, b])
-    assert features.audio_digests([a, b]) == first[:2] and hashed == ["a.bin", "b.bin"]
+    features.file_digests([a, b])
+    assert features.file_digests([a, b]) == first[:2] and hashed == ["a.bin", "b.bin"]
     b.write_bytes(b"c" * 1000)  # same size; its ctime moves
     hashed.clear()
-    assert features.audio_digests([a, b])[1] != first[1] and hashed == ["b.bin"]
+    assert features.file_digests([a, b])[1] != first[1] and hashed == ["b.bin"]
 
 
 def test_bad_audio_stops_the_fill_or_is_skipped_and_recorded(emodb_root: Path,

@@ -128,13 +128,17 @@ WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".msgpack", "
 
 
 def folder_revision(folder: Path) -> str:
-    """A hash of a local model folder's weight files (names and bytes): what a run records."""
-    digest = hashlib.sha256()
-    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix in WEIGHT_SUFFIXES)
-    for path in files:
-        digest.update(str(path.relative_to(folder)).encode())
-        with path.open("rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(chunk)
-    return "sha256:" + digest.hexdigest()[:16] if files else "none"
+    """A hash of a local model folder's weight files (names and contents): what a run records.
 
+    File digests are memoised by path and stat signature (``serbench.features.file_digests``):
+    every worker of a sweep names the same revision without reading the weights again.
+    """
+    from serbench.features import file_digests
+
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix in WEIGHT_SUFFIXES)
+    if not files:
+        return "none"
+    digest = hashlib.sha256()
+    for path, content in zip(files, file_digests(files), strict=True):
+        digest.update(f"{path.relative_to(folder)}\0{content}\n".encode())
+    return "sha256:" + digest.hexdigest()[:16]
