@@ -99,10 +99,11 @@ def protocol(components: Any, upstream: str, root: Path, budget: Any, seeds: int
     from serbench.store import Store
 
     start = time.perf_counter()
+    executor = LocalExecutor(workers)  # as `serbench run`: before planning
     store = Store(results)
     plan = make_plan(components, methods=["linear"], upstreams=[upstream], dataset="emodb",
                      data_root=root, budget=budget, seeds=seeds, store=store)
-    outcomes = LocalExecutor(workers).run([plan], store, device=str(device), quiet=True)
+    outcomes = executor.run([plan], store, device=str(device), quiet=True)
     elapsed = time.perf_counter() - start
     bad = [o for o in outcomes if o["status"] != "ok"]
     if bad:

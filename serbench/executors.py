@@ -177,6 +177,8 @@ class LocalExecutor:
         if workers < 1:
             raise ConfigError(f"--workers must be at least 1, got {workers}")
         self.workers = workers
+        if workers > 1:
+            _start_early()
 
     def run(self, plans: Sequence[Any], store: Any, *, device: str | None = None,
             quiet: bool = False, report: Report | None = None) -> list[dict[str, Any]]:
@@ -220,9 +222,19 @@ def _context() -> Any:
     if "forkserver" not in multiprocessing.get_all_start_methods():
         return multiprocessing.get_context("spawn")
     ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["torch", "serbench.executors", "serbench.runner",
-                                "serbench.training", "serbench.feeds"])
+    # torch._dynamo: torch.optim imports it when the first optimiser is built (over a second)
+    ctx.set_forkserver_preload(["torch", "torch._dynamo", "serbench.executors",
+                                "serbench.runner", "serbench.training", "serbench.feeds",
+                                "serbench.features", "serbench.metrics", "serbench.store"])
     return ctx
+
+
+def _start_early() -> None:
+    """Start the fork server now: it imports torch while the driver plans and fills caches."""
+    from multiprocessing import forkserver
+
+    if _context().get_start_method() == "forkserver":
+        forkserver.ensure_running()
 
 
 def _result(future: Any) -> dict[str, Any]:

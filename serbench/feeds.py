@@ -118,7 +118,15 @@ class CachedFeed(_Base):
                        for k, (m, s) in self._statistics(entry, splits, normalize).items()}
         self._rows = {name: np.array([entry.rows[u.key] for u in s.utts], dtype=np.int64)
                       for name, s in self.splits.items()}
-        self._matrix = {name: self._pooled_matrix(name) for name in self.splits} if pooled else {}
+        # pooled: (matrix, rows of it in split order); without normalisation every split reads
+        # the entry's memory map itself, pages that all the sweep's processes share
+        self._matrix: dict[str, tuple[Any, Any]] = {}
+        if pooled and not self._stats:
+            shared = torch.from_numpy(np.asarray(entry.pooled))
+            self._matrix = {name: (shared, torch.from_numpy(rows))
+                            for name, rows in self._rows.items()}
+        elif pooled:
+            self._matrix = {name: (self._pooled_matrix(name), None) for name in self.splits}
 
     @staticmethod
     def _statistics(entry: FeatureEntry, splits: Mapping[str, Sequence[Utterance]],
@@ -159,7 +167,9 @@ class CachedFeed(_Base):
         part = self.splits[split]
         rows = torch.as_tensor(idx, dtype=torch.long)
         if self.pooled:
-            x = self._matrix[split].index_select(0, rows).unsqueeze(2)  # (B, L, 1, D)
+            matrix, where = self._matrix[split]
+            at = rows if where is None else where.index_select(0, rows)
+            x = matrix.index_select(0, at).unsqueeze(2)  # (B, L, 1, D)
             ones = torch.ones(len(idx), dtype=torch.long)
             return part.batch(idx, rows, ones, features=list(x.unbind(1)), stacked=x)
         blocks = [self.entry.layer_frames(part.utts[i].key) for i in idx]  # (L, n, D) float16

@@ -10,6 +10,7 @@ remaining device seconds.
 from __future__ import annotations
 
 import contextlib
+import math
 import signal
 import threading
 import time
@@ -288,8 +289,9 @@ def train(
                     optimizer.zero_grad(set_to_none=True)
                     with _autocast(budget, device):
                         loss = model.loss(batch)
-                    if not torch.isfinite(loss):
-                        raise ConfigError(f"the loss became {loss.item()} at step "
+                    value = loss.item()
+                    if not math.isfinite(value):
+                        raise ConfigError(f"the loss became {value} at step "
                                           f"{usage.steps + 1} (stage {stage.name}); lower lr")
                     loss.backward()
                     optimizer.step()

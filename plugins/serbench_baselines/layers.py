@@ -21,8 +21,8 @@ def masked_mean(frames: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     frame count the harness reports with them.
     """
     total = frames.shape[1]
-    if total == 1:  # pre-pooled: the mean of one frame is the frame
-        return frames[:, 0]
+    if total == 1:  # pre-pooled: the mean of one frame is the frame (a view: no copy back)
+        return frames.reshape(frames.shape[0], frames.shape[2])
     lengths = lengths.to(frames.device).clamp(1, total)
     mask = (torch.arange(total, device=frames.device)[None, :] < lengths[:, None]).to(frames.dtype)
     return (frames * mask[..., None]).sum(dim=1) / lengths[:, None].to(frames.dtype)
