@@ -8,19 +8,21 @@ through the real ``hf:<dir>`` upstream.
 
 (a) ``floor_seconds``: one forward pass over all 535 files in the length buckets the cache fills
     with (audio decoded beforehand, so this is the model's time alone).
-(b) ``cold_seconds``: the whole ``linear`` protocol through the runner (10 LOSO folds x 3 seeds,
-    1,000 steps each, dev evaluation every 100 steps, test predictions, results stored), starting
-    from an empty feature cache: the cache fill is part of it.
-(c) ``warm_seconds``: the same again into a new results folder, the cache filled (the process's
-    memo of opened entries is dropped first: entries are read and checked as in a new process).
+(b) ``cold_seconds``: the whole ``linear`` protocol as ``serbench run --workers N`` runs it (10
+    LOSO folds x 3 seeds, 1,000 steps each, dev evaluation every 100 steps, test predictions,
+    results stored), starting from an empty feature cache: the cache fill is part of it (the
+    driver fills the entry on every core, then N worker processes train, one run each at a
+    time, on ``cores / N`` threads).
+(c) ``warm_seconds``: the same again into a new results folder, the cache filled. Workers are
+    new processes: they open and check the entry as any later sweep does.
 (d) ``s3prl_seconds``: the s3prl way, the upstream forward inside every training step. A few
     steps on the same batches are timed and extrapolated to 1,000 steps per run, plus its dev
     evaluations (each a forward over the dev audio, at the floor's seconds per audio second).
 
 Threads: forward passes (the floor, the cache fill, the s3prl steps' upstream) use
-``serbench.features.fill_threads()`` (every core); heads train on ``--train-threads`` (1: a
-small head trains several times faster on one intra-op thread than on two that wait for each
-other, most of all on a shared machine).
+``serbench.features.fill_threads()`` (every core). ``--workers`` (default: one per core) says how
+many runs train at once; with ``--workers 1`` they train in this process on ``--train-threads``
+(1: a small head trains faster on one intra-op thread than on two that wait for each other).
 
 Budget ``speed``: 1,000 steps, ``batch_seconds`` chosen so that the training batches of the
 first fold hold 32 utterances on average (printed), ``eval_every`` 100, 1,800 device seconds
@@ -234,7 +236,7 @@ def run(args: argparse.Namespace, work: Path) -> None:
     cold = protocol(components, upstream, data.root, budget, args.seeds, work / "cold", device,
                     args.workers)
     say("cold_seconds", cold)
-    features._OPEN.clear()
+    features._OPEN.clear()  # for --workers 1: entries read and checked as in a new process
     features._VERIFIED.clear()
     warm = protocol(components, upstream, data.root, budget, args.seeds, work / "warm", device,
                     args.workers)
