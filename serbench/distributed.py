@@ -155,6 +155,8 @@ def shard(batch: Batch, rank: int, size: int) -> tuple[Batch, float]:
         return value
 
     parts = {f.name: take(getattr(batch, f.name)) for f in fields(batch)}
+    if parts["stacked"] is not None:
+        parts["features"] = None  # views of the taken stack (Batch makes them), not a 2nd copy
     parts["audio_seconds"] = batch.audio_seconds * (hi - lo) / b
     return Batch(**parts), (hi - lo) * size / b
 

@@ -93,7 +93,7 @@ class _Base(Feed):
 class CachedFeed(_Base):
     """Frozen upstream: hidden states from a cache entry, normalised, per frame or pooled.
 
-    Pooled, each split is one ``(N, L, D)`` float32 tensor built once, and a batch indexes it.
+    Pooled, a batch indexes one ``(N, L, D)`` float32 matrix of per-layer means.
     """
 
     def __init__(
@@ -118,15 +118,10 @@ class CachedFeed(_Base):
                        for k, (m, s) in self._statistics(entry, splits, normalize).items()}
         self._rows = {name: np.array([entry.rows[u.key] for u in s.utts], dtype=np.int64)
                       for name, s in self.splits.items()}
-        # pooled: (matrix, rows of it in split order); without normalisation every split reads
-        # the entry's memory map itself, pages that all the sweep's processes share
-        self._matrix: dict[str, tuple[Any, Any]] = {}
-        if pooled and not self._stats:
-            shared = torch.from_numpy(np.asarray(entry.pooled))
-            self._matrix = {name: (shared, torch.from_numpy(rows))
-                            for name, rows in self._rows.items()}
-        elif pooled:
-            self._matrix = {name: (self._pooled_matrix(name), None) for name in self.splits}
+        # pooled batches index one (N, L, D) matrix by entry row: the entry's memory map itself
+        # (pages every process of a sweep shares) or, normalised, a copy of it
+        self._source = self._pooled_source() if pooled else None
+        self._where = {name: torch.from_numpy(rows) for name, rows in self._rows.items()}
 
     @staticmethod
     def _statistics(entry: FeatureEntry, splits: Mapping[str, Sequence[Utterance]],
@@ -146,19 +141,19 @@ class CachedFeed(_Base):
             return None
         return self._stats.get("*") or self._stats[speaker]
 
-    def _pooled_matrix(self, split: str) -> Any:
+    def _pooled_source(self) -> Any:
         import torch
 
-        rows = self._rows[split]
-        order = np.argsort(rows)  # read the memory map in file order
-        x = np.empty((len(rows), self.entry.num_layers, self.entry.dim), dtype=np.float32)
-        x[order] = self.entry.pooled[rows[order]]
-        matrix = torch.from_numpy(x)
-        if self._stats:
-            for i, u in enumerate(self.splits[split].utts):
-                mean, std = self._affine(u.speaker)  # type: ignore[misc]
-                matrix[i].sub_(mean).div_(std)
-        return matrix
+        source = torch.from_numpy(np.asarray(self.entry.pooled))
+        if not self._stats:
+            return source
+        speaker_of = {row: u.speaker for name, part in self.splits.items()
+                      for row, u in zip(self._rows[name].tolist(), part.utts, strict=True)}
+        source = source.clone()  # rows no split reads stay as they are
+        for row, speaker in speaker_of.items():
+            mean, std = self._affine(speaker)  # type: ignore[misc]
+            source[row].sub_(mean).div_(std)
+        return source
 
     def make(self, split: str, idx: Sequence[int]) -> Batch:
         """The batch of ``split``'s utterances at positions ``idx``."""
@@ -167,11 +162,9 @@ class CachedFeed(_Base):
         part = self.splits[split]
         rows = torch.as_tensor(idx, dtype=torch.long)
         if self.pooled:
-            matrix, where = self._matrix[split]
-            at = rows if where is None else where.index_select(0, rows)
-            x = matrix.index_select(0, at).unsqueeze(2)  # (B, L, 1, D)
-            ones = torch.ones(len(idx), dtype=torch.long)
-            return part.batch(idx, rows, ones, features=list(x.unbind(1)), stacked=x)
+            at = self._where[split].index_select(0, rows)
+            x = self._source.index_select(0, at).unsqueeze(2)  # (B, L, 1, D)
+            return part.batch(idx, rows, torch.ones(len(idx), dtype=torch.long), stacked=x)
         blocks = [self.entry.layer_frames(part.utts[i].key) for i in idx]  # (L, n, D) float16
         lengths = torch.tensor([b.shape[1] for b in blocks], dtype=torch.long)
         x = torch.zeros(len(idx), self.entry.num_layers, int(lengths.max()), self.entry.dim)
@@ -181,7 +174,7 @@ class CachedFeed(_Base):
             affine = self._affine(part.utts[i].speaker)
             if affine is not None:
                 item.sub_(affine[0][:, None]).div_(affine[1][:, None])
-        return part.batch(idx, rows, lengths, features=list(x.unbind(1)), stacked=x)
+        return part.batch(idx, rows, lengths, stacked=x)
 
 
 class AudioFeed(_Base):

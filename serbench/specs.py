@@ -219,8 +219,13 @@ class Batch:
     texts: list[str] | None = None
     audio_seconds: float = 0.0  # real audio in the batch, counted against the budget
     # (B, L, T, D): every layer in one tensor when the feed built them so; ``features`` are then
-    # its views. A layer-weighted sum over it is one batched product, not a stack and a copy.
+    # its views (made here when only the stack is given). A layer-weighted sum over it is one
+    # batched product, not a stack and a copy.
     stacked: "torch.Tensor | None" = None
+
+    def __post_init__(self) -> None:
+        if self.stacked is not None and self.features is None:
+            self.features = list(self.stacked.unbind(1))
 
     @property
     def size(self) -> int:
@@ -228,26 +233,25 @@ class Batch:
 
     def to(self, device: Any) -> "Batch":
         """The batch on ``device`` (itself when it is there already)."""
-        if self.labels.device == device or str(self.labels.device) == str(device):
+        if str(self.labels.device) == str(device):
             return self
 
         def move(t: Any) -> Any:
             return None if t is None else t.to(device, non_blocking=True)
 
-        stacked = move(self.stacked)
-        features = None if self.features is None else (
-            list(stacked.unbind(1)) if stacked is not None else [move(f) for f in self.features])
         return Batch(
             keys=self.keys,
             labels=move(self.labels),
             lengths=move(self.lengths),
             speakers=self.speakers,
-            features=features,
+            # views of the moved stack when there is one: the layers are moved once
+            features=None if self.features is None or self.stacked is not None
+            else [move(f) for f in self.features],
             waveforms=move(self.waveforms),
             genders=move(self.genders),
             texts=self.texts,
             audio_seconds=self.audio_seconds,
-            stacked=stacked,
+            stacked=move(self.stacked),
         )
 
 

@@ -113,3 +113,15 @@ def test_torchrun_environment_is_detected(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setenv("RANK", "3")
     monkeypatch.setenv("LOCAL_RANK", "1")
     assert env_world() == (3, 4, 1)
+
+
+def test_a_shard_of_a_stacked_batch_keeps_its_layers_as_views_of_the_stack() -> None:
+    x = torch.randn(4, 3, 1, 5)  # (B, L, T, D), as the cached feed builds it
+    batch = Batch(keys=list("abcd"), labels=torch.arange(4),
+                  lengths=torch.ones(4, dtype=torch.long), speakers=list("abcd"), stacked=x)
+    part, weight = shard(batch, rank=1, size=2)
+    assert part.keys == ["c", "d"] and weight == 1.0
+    assert torch.equal(part.stacked, x[2:])
+    for layer, f in enumerate(part.features):
+        assert torch.equal(f, x[2:, layer])
+        assert f.untyped_storage().data_ptr() == part.stacked.untyped_storage().data_ptr()

@@ -59,13 +59,13 @@ class LayerSelect(nn.Module):
 
     def forward(self, hidden: Sequence[torch.Tensor] | torch.Tensor) -> torch.Tensor:
         """``(B, T, D)`` from ``L`` tensors ``(B, T, D)`` or from one ``(B, L, T, D)`` stack."""
-        count = hidden.shape[1] if isinstance(hidden, torch.Tensor) else len(hidden)
+        stacked = isinstance(hidden, torch.Tensor)
+        count = hidden.shape[1] if stacked else len(hidden)
         if count != self.num_layers:
             raise ValueError(f"expected {self.num_layers} hidden states, got {count}")
         if self.index is not None:
-            return hidden[:, self.index].float() if isinstance(hidden, torch.Tensor) \
-                else hidden[self.index].float()
-        if not isinstance(hidden, torch.Tensor):
+            return (hidden[:, self.index] if stacked else hidden[self.index]).float()
+        if not stacked:
             hidden = torch.stack([h.float() for h in hidden], dim=1)
         b, layers, t, d = hidden.shape
         weights = torch.softmax(self.weights, dim=0).expand(b, 1, layers)
