@@ -2,9 +2,12 @@
 
 The statistics are tested (and benchmarked) on results whose truth is known: a corpus of speakers
 and utterances with a shared per-speaker and per-utterance difficulty, and systems whose chance of
-being right is ``sigmoid(skill − difficulty + system noise + seed noise)``. Two systems with equal
-``skill`` are the same in distribution; a higher ``skill`` plants a real difference. Records are
-written through :meth:`serbench.store.Store.write`, exactly as the runner writes them.
+being right is ``sigmoid(skill − difficulty + system noise + model shift + seed noise)``: the
+model shift (``model_sd``) is one draw per trained model, i.e. per (fold, seed), shared by every
+test speaker of that fold, as a luckily good training run is. Two systems with equal ``skill`` are
+the same in distribution; a higher ``skill`` plants a real difference. Records are written through
+:meth:`serbench.store.Store.write`, exactly as the runner writes them; :func:`pooled` gives the
+same predictions as the statistics hold them, without a store, for calibration at scale.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from . import __version__
 from .budgets import PRESETS
 from .metrics import compute_metrics
 from .specs import Budget
+from .stats import Pooled, pooled_arrays
 from .store import Store, test_set_hash
 
 LABELS = ("ang", "hap", "neu", "sad")
@@ -59,15 +63,29 @@ def make_corpus(
 
 def simulate_predictions(
     corpus: Corpus, skill: float, n_seeds: int, rng: np.random.Generator,
-    system_sd: float = 0.5, seed_sd: float = 0.5,
+    system_sd: float = 0.5, seed_sd: float = 0.5, model_sd: float = 0.0,
 ) -> np.ndarray:
     """``(n_seeds, N)`` predicted class indices; a wrong answer is a uniform other class."""
     n, k = corpus.y_true.size, len(corpus.labels)
     system = rng.normal(0, system_sd, n)  # this system's own hard utterances, shared by its seeds
     logit = skill - corpus.difficulty + system + rng.normal(0, seed_sd, (n_seeds, n))
+    if model_sd:  # one skill shift per trained model (fold, seed); not drawn when 0
+        logit += rng.normal(0, model_sd, (n_seeds, corpus.n_folds))[:, corpus.fold]
     right = rng.random((n_seeds, n)) < 1 / (1 + np.exp(-logit))
     wrong = (corpus.y_true + rng.integers(1, k, (n_seeds, n))) % k
     return np.where(right, corpus.y_true, wrong)
+
+
+def pooled(corpus: Corpus, predictions: np.ndarray) -> Pooled:
+    """``predictions`` (seeds × N) pooled as :mod:`serbench.conditions` pools stored runs: one
+    trained model per (seed, fold)."""
+    n_seeds, n = predictions.shape
+    spk_names, spk = np.unique(corpus.speakers, return_inverse=True)
+    utt = np.tile(np.arange(n), n_seeds)
+    models = (np.arange(n_seeds)[:, None] * corpus.n_folds + corpus.fold[None, :]).ravel()
+    model_fold = np.tile(np.arange(corpus.n_folds), n_seeds)
+    return pooled_arrays(corpus.labels, corpus.keys, utt, spk, tuple(str(x) for x in spk_names),
+                         corpus.y_true, predictions.ravel(), models, model_fold)
 
 
 def write_condition(
@@ -106,3 +124,48 @@ def write_condition(
             store.write(record, preds)
             ids.append(run_id)
     return ids
+
+
+# ------------------------------------------------------------------------------- calibration
+
+
+@dataclass(frozen=True)
+class Design:
+    """A test-set layout the calibration covers: speakers, utterances each, folds (``None``:
+    one fold per speaker, LOSO)."""
+
+    name: str
+    n_speakers: int
+    per_speaker: int
+    n_folds: int | None
+
+    def describe(self) -> str:
+        folds = self.n_folds or self.n_speakers
+        return (f"{self.n_speakers} speakers × {self.per_speaker} utterances, {folds} fold"
+                f"{'s' if folds > 1 else ''} ({self.n_speakers // folds} test speaker"
+                f"{'s' if self.n_speakers // folds > 1 else ''} per trained model)")
+
+
+DESIGNS = (Design("emodb-like", 10, 50, None), Design("iemocap-like", 10, 60, 5),
+           Design("split-60", 60, 20, 1))
+
+
+def verdict_p(
+    design: Design, shift: float, model_sd: float, n_seeds: int, n_sims: int, seed: int = 0,
+    n_boot: int = 200, metric: str = "uar",
+) -> tuple[np.ndarray, np.ndarray]:
+    """The verdict's p-values (paired speaker bootstrap with model variance, B against A) and
+    the true... planted ΔUAR estimates of ``n_sims`` simulated pairs of conditions, system B's
+    skill being A's plus ``shift``. NaN p: no verdict possible."""
+    from .stats import paired_bootstrap
+
+    ps, deltas = np.empty(n_sims), np.empty(n_sims)
+    for i in range(n_sims):
+        rng = np.random.default_rng([seed, i])
+        corpus = make_corpus(rng, design.n_speakers, design.per_speaker, design.n_folds)
+        a, b = (pooled(corpus, simulate_predictions(corpus, skill, n_seeds, rng,
+                                                    model_sd=model_sd))
+                for skill in (0.5, 0.5 + shift))
+        r = paired_bootstrap(b, a, metric, n_boot=n_boot, seed=i, test_id="")
+        ps[i], deltas[i] = r.p, r.delta
+    return ps, deltas

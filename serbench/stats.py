@@ -55,7 +55,8 @@ class PairingError(ConfigError):
 
 @dataclass(frozen=True)
 class Pooled:
-    """One condition's test predictions pooled over folds × seeds; one row per test utterance."""
+    """One condition's test predictions pooled over folds × seeds; one row per test utterance,
+    plus every trained model's (run's) confusion per speaker, which the model variance needs."""
 
     labels: tuple[str, ...]
     keys: np.ndarray            # (N,) sorted utterance keys
@@ -63,6 +64,8 @@ class Pooled:
     speaker_names: tuple[str, ...]
     y_true: np.ndarray          # (N,) class index
     votes: np.ndarray           # (N, K) share of the utterance's runs that predicted each class
+    model_fold: np.ndarray      # (M,) fold index of each trained model (run)
+    model_conf: np.ndarray      # (M, S, K, K) each model's confusion counts per speaker
 
     @property
     def n_classes(self) -> int:
@@ -88,9 +91,14 @@ class Pooled:
 
 def pool(
     keys: Sequence[str], speakers: Sequence[str], y_true: Sequence[int], y_pred: Sequence[int],
-    labels: Sequence[str],
+    labels: Sequence[str], models: Sequence[int] | None = None,
+    model_folds: Sequence[int] | None = None,
 ) -> Pooled:
-    """Pool the concatenated predictions of a condition's runs (one entry per run × utterance)."""
+    """Pool the concatenated predictions of a condition's runs (one entry per run × utterance).
+
+    ``models`` gives each entry's run (trained model) and ``model_folds`` each run's fold; without
+    them the i-th prediction of an utterance is taken to come from run i, all runs of one fold.
+    """
     keys_a = np.asarray(keys)
     if keys_a.size == 0:
         raise ValueError("no test predictions to pool")
@@ -101,10 +109,100 @@ def pool(
         bad = str(keys_a[np.flatnonzero(t != t[first][inv])[0]])
         raise ValueError(f"utterance {bad!r} has different true labels in different runs")
     spk_names, spk = np.unique(np.asarray(speakers)[first], return_inverse=True)
-    k, n = len(labels), len(uniq)
-    votes = np.bincount(inv * k + p, minlength=n * k).reshape(n, k).astype(float)
+    if models is None:
+        order = np.argsort(inv, kind="stable")
+        starts = np.searchsorted(inv[order], inv[order])
+        models_a = np.empty_like(inv)
+        models_a[order] = np.arange(inv.size) - starts
+        model_folds = np.zeros(int(models_a.max()) + 1, dtype=np.int64)
+    else:
+        models_a = np.asarray(models, dtype=np.int64)
+    return pooled_arrays(tuple(labels), uniq, inv, spk, tuple(str(s) for s in spk_names),
+                         t[first], p, models_a, np.asarray(model_folds, dtype=np.int64))
+
+
+def pooled_arrays(
+    labels: tuple[str, ...], keys: np.ndarray, utt: np.ndarray, speakers: np.ndarray,
+    speaker_names: tuple[str, ...], y_true: np.ndarray, y_pred: np.ndarray, models: np.ndarray,
+    model_fold: np.ndarray,
+) -> Pooled:
+    """:class:`Pooled` from integer arrays: ``utt``, ``y_pred`` and ``models`` per prediction,
+    ``speakers`` and ``y_true`` per utterance (the simulations call this directly)."""
+    k, n, s, m = len(labels), len(keys), len(speaker_names), len(model_fold)
+    votes = np.bincount(utt * k + y_pred, minlength=n * k).reshape(n, k).astype(float)
     votes /= votes.sum(axis=1, keepdims=True)
-    return Pooled(tuple(labels), uniq, spk, tuple(str(s) for s in spk_names), t[first], votes)
+    cell = ((models * s + speakers[utt]) * k + y_true[utt]) * k + y_pred
+    conf = np.bincount(cell, minlength=m * s * k * k).reshape(m, s, k, k).astype(float)
+    return Pooled(labels, keys, speakers, speaker_names, y_true, votes, model_fold, conf)
+
+
+# ------------------------------------------------------------------------------- model variance
+
+
+def metric_gradient(conf: np.ndarray, metric: str) -> np.ndarray:
+    """``(K, K)`` derivative of the metric with respect to each confusion count: the metric's
+    linear contribution of one prediction (exact for WAR and UAR, first order for macro-F1)."""
+    k = conf.shape[0]
+    eye, tp, rows, cols = np.eye(k), np.diag(conf), conf.sum(axis=1), conf.sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        if metric == "war":
+            return (eye - tp.sum() / conf.sum()) / conf.sum()
+        if metric == "uar":
+            present = rows > 0
+            g = (eye - (tp / rows)[:, None]) / (present.sum() * rows[:, None])
+            return np.where(present[:, None], g, 0.0)
+        both = rows + cols
+        present = both > 0
+        lead = np.where(present, 2 / both, 0.0)
+        shared = np.where(present, 2 * tp / both**2, 0.0)
+        return (eye * lead[:, None] - shared[:, None] - shared[None, :]) / present.sum()
+
+
+@dataclass(frozen=True)
+class Spread:
+    """What the trained models add to the speaker bootstrap's variance of a pooled metric.
+
+    The bootstrap treats test speakers as independent; speakers tested by the same trained model
+    are not (a lucky model is lucky on all of them). ``var`` is the covariance between them that
+    the models induce, estimated from how the seeds of each fold co-vary across its speakers (it
+    may come out negative; the total is floored at 0 where it is used); ``df_terms`` is its share of the Satterthwaite degrees of freedom; ``missing`` says why it
+    cannot be estimated (one seed for a fold that several speakers share).
+    """
+
+    var: float = 0.0
+    df_terms: float = 0.0
+    missing: str | None = None
+
+    def __add__(self, other: Spread) -> Spread:
+        return Spread(self.var + other.var, self.df_terms + other.df_terms,
+                      self.missing or other.missing)
+
+
+def model_spread(p: Pooled, metric: str) -> Spread:
+    """Model-induced covariance between speakers of one fold, summed over folds.
+
+    With the linear contribution ``y[m, s]`` of model ``m`` on speaker ``s``, fold ``f``'s share of
+    the pooled metric is the mean over its ``R`` seeds of ``T[m] = Σ_s y[m, s]``; given the
+    speakers, its variance is ``var(T) / R``, of which the bootstrap already sees
+    ``Σ_s var(y[·, s]) / R``. The difference is the cross-speaker covariance (zero in expectation
+    when models do not matter, and exactly zero with one speaker per fold, as under LOSO).
+    """
+    y = np.einsum("mskj,kj->ms", p.model_conf, metric_gradient(p.confusion(), metric))
+    seen = p.model_conf.sum(axis=(2, 3)) > 0
+    out = Spread()
+    for fold in np.unique(p.model_fold):
+        ms = p.model_fold == fold
+        speakers = seen[ms].any(axis=0)
+        n_seeds = int(ms.sum())
+        if speakers.sum() < 2:
+            continue
+        if n_seeds < 2:
+            return Spread(missing=f"1 seed per fold with {int(speakers.sum())} test speakers "
+                                  "sharing each trained model")
+        yf = y[ms][:, speakers]
+        cross = (np.var(yf.sum(axis=1), ddof=1) - np.var(yf, axis=0, ddof=1).sum()) / n_seeds
+        out = out + Spread(cross, cross**2 / (n_seeds - 1))
+    return out
 
 
 # ------------------------------------------------------------------------------- bootstrap
@@ -134,18 +232,35 @@ def _widen(n_clusters: int) -> float:
     return float(np.sqrt(n_clusters / (n_clusters - 1)))
 
 
+def _total(boot_var: float, n_clusters: int, spread: Spread) -> tuple[float, float]:
+    """Variance (speaker bootstrap plus models) and its Satterthwaite degrees of freedom."""
+    extra = max(spread.var, 0.0)
+    total = boot_var + extra
+    denom = boot_var**2 / (n_clusters - 1) + spread.df_terms
+    df = total**2 / denom if denom > 0 and extra > 0 else float(n_clusters - 1)
+    return total, min(max(df, 1.0), float(n_clusters - 1))
+
+
 def percentile_ci(
-    samples: np.ndarray, n_clusters: int, level: float = 0.95
+    samples: np.ndarray, n_clusters: int, level: float = 0.95, spread: Spread = Spread(),
+    estimate: float | None = None,
 ) -> tuple[float, float]:
     """Expanded percentile interval (Hesterberg 2015): with few speakers the plain percentile
-    interval is too narrow, so its tail share is taken at ``Φ(−sqrt(n/(n−1)) · t_{n−1})``."""
+    interval is too narrow, so its tail share is taken at ``Φ(−sqrt(n/(n−1)) · t_df)``. The
+    models' variance (``spread``) widens it about ``estimate`` by ``sqrt(total / bootstrap)``,
+    with Satterthwaite's ``df``; when it cannot be estimated there is no interval."""
     from scipy.stats import norm, t
 
     finite = samples[np.isfinite(samples)]
-    if finite.size == 0 or n_clusters < 2:
+    if finite.size < 2 or n_clusters < 2 or spread.missing:
         return (float("nan"), float("nan"))
-    tail = norm.cdf(-_widen(n_clusters) * t.ppf((1 + level) / 2, n_clusters - 1))
+    boot_var = _widen(n_clusters) ** 2 * float(np.var(finite, ddof=1))
+    total, df = _total(boot_var, n_clusters, spread)
+    tail = norm.cdf(-_widen(n_clusters) * t.ppf((1 + level) / 2, df))
     lo, hi = np.quantile(finite, [tail, 1 - tail])
+    if total > boot_var > 0 and estimate is not None:
+        k = np.sqrt(total / boot_var)
+        lo, hi = estimate + k * (lo - estimate), estimate + k * (hi - estimate)
     return (float(lo), float(hi))
 
 
@@ -154,38 +269,49 @@ class PairedBootstrap:
     delta: float
     ci: tuple[float, float]
     p: float
+    df: float = float("nan")
+    missing: str | None = None  # why there is no p (then ``p`` and ``ci`` are NaN)
 
 
 def paired_delta(
-    delta: float, samples: np.ndarray, n_clusters: int, level: float = 0.95
+    delta: float, samples: np.ndarray, n_clusters: int, level: float = 0.95,
+    spread: Spread = Spread(),
 ) -> PairedBootstrap:
-    """CI and two-sided p of Δ from its replicates: ``Δ / SE*`` referred to ``t_{n−1}`` with the
-    small-sample widening, so the CI excludes 0 exactly when p < 1 − level and small p-values are
-    not floored at 1 / n_boot."""
+    """CI and two-sided p of Δ: ``Δ / SE`` referred to ``t_df``, ``SE²`` the speaker bootstrap's
+    variance (with the small-sample widening) plus the models' (``spread``), ``df`` by
+    Satterthwaite; the CI excludes 0 exactly when p < 1 − level."""
     from scipy.stats import t
 
+    nan = float("nan")
     finite = samples[np.isfinite(samples)]
     if finite.size < 2 or n_clusters < 2:
-        return PairedBootstrap(delta, (float("nan"), float("nan")), float("nan"))
-    se = _widen(n_clusters) * float(np.std(finite, ddof=1))
+        return PairedBootstrap(delta, (nan, nan), nan,
+                               missing="the speaker bootstrap needs at least 2 test speakers")
+    if spread.missing:
+        return PairedBootstrap(delta, (nan, nan), nan, missing=spread.missing)
+    total, df = _total(_widen(n_clusters) ** 2 * float(np.var(finite, ddof=1)), n_clusters,
+                       spread)
+    se = float(np.sqrt(total))
     if se == 0.0:
-        return PairedBootstrap(delta, (delta, delta), 1.0 if delta == 0 else 0.0)
-    half = float(t.ppf((1 + level) / 2, n_clusters - 1)) * se
-    p = float(2 * t.sf(abs(delta) / se, n_clusters - 1))
-    return PairedBootstrap(delta, (delta - half, delta + half), p)
+        return PairedBootstrap(delta, (delta, delta), 1.0 if delta == 0 else 0.0, df)
+    half = float(t.ppf((1 + level) / 2, df)) * se
+    p = float(2 * t.sf(abs(delta) / se, df))
+    return PairedBootstrap(delta, (delta - half, delta + half), p, df)
 
 
 def paired_bootstrap(
     a: Pooled, b: Pooled, metric: str = "uar", n_boot: int = N_BOOT, seed: int = 0,
     test_id: str = "", level: float = 0.95,
 ) -> PairedBootstrap:
-    """Δ = metric(A) − metric(B) on shared speaker replicates: CI and p-value."""
+    """Δ = metric(A) − metric(B) on shared speaker replicates, with both conditions' model
+    variance: CI and p-value."""
     check_paired(a, b)
     n = len(a.speaker_names)
     w = bootstrap_weights(n, n_boot, rng_for(seed, test_id))
     ca, cb = a.speaker_confusions(), b.speaker_confusions()
     samples = replicate_metric(ca, w, metric) - replicate_metric(cb, w, metric)
-    return paired_delta(a.metric(metric) - b.metric(metric), samples, n, level)
+    return paired_delta(a.metric(metric) - b.metric(metric), samples, n, level,
+                        model_spread(a, metric) + model_spread(b, metric))
 
 
 def check_paired(a: Pooled, b: Pooled) -> None:
@@ -257,6 +383,12 @@ class Wilcoxon:
     pairs: int      # folds (or, with one fold, seeds) compared
     runs: int       # matched (fold, seed) runs behind them
     unit: str       # "fold" or "seed"
+
+    @property
+    def smallest_p(self) -> float:
+        """The smallest two-sided p the exact test can give with this many pairs, ``2 / 2**n``:
+        with 5 folds it is 0.0625, so the test can never reject at 0.05."""
+        return 1.0 if self.pairs == 0 else float(min(1.0, 2.0 ** (1 - self.pairs)))
 
 
 def wilcoxon_matched(

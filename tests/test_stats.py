@@ -9,7 +9,7 @@ from scipy import stats as sps
 from serbench.conditions import Condition
 from serbench.leaderboard import Samples, pair
 from serbench.metrics import compute_metrics, metric_from_confusion
-from serbench.simulate import Corpus, make_corpus, simulate_predictions
+from serbench.simulate import Corpus, make_corpus, pooled, simulate_predictions
 from serbench.stats import (
     Pooled,
     bootstrap_weights,
@@ -179,9 +179,8 @@ def _simulated(seed: int, shift: float, seeds: int = 1) -> tuple[Corpus, list[np
 
 
 def _pooled(corpus: Corpus, pred: np.ndarray) -> Pooled:
-    n = pred.shape[0]
-    return pool(np.tile(corpus.keys, n), np.tile(corpus.speakers, n), np.tile(corpus.y_true, n),
-                pred.ravel(), LABELS)
+    """As the leaderboard pools stored runs: one trained model per (LOSO fold, seed)."""
+    return pooled(corpus, pred)
 
 
 def _condition(name: str, corpus: Corpus, pred: np.ndarray) -> Condition:
