@@ -1,9 +1,11 @@
 """``serbench compare A B``: two conditions on the same test utterances, with a verdict.
 
-The paired speaker bootstrap of ΔUAR decides the verdict (as it decides the leaderboard's marks);
-McNemar's exact test and the Wilcoxon signed-rank test over matched folds (their matched seeds
-averaged) are reported beside it. Conditions with different budgets or different test sets are
-refused, not compared.
+The paired speaker bootstrap of ΔUAR with the trained models' variance decides the verdict (as it
+decides the leaderboard's marks); the Wilcoxon signed-rank test over matched folds (their matched
+seeds averaged) is reported beside it, and McNemar's exact test as descriptive only (it treats
+utterances as independent). With one seed per fold on folds of several test speakers, or when the
+two conditions tuned different options, there is no verdict and the report says why. Conditions
+with different budgets, devices, frozen/fine-tuned upstreams or test sets are refused.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from .leaderboard import (
     Samples,
     ci_text,
     delta_text,
+    display_name,
     mean_std,
     p_text,
     pair,
@@ -23,6 +26,7 @@ from .leaderboard import (
     plural,
     pooled_ci,
     signature,
+    steps_text,
     summarize,
 )
 from .specs import ConfigError
@@ -46,6 +50,11 @@ def _pick(
               (tb.dataset, tb.protocol)]
     if shared:
         ta, tb = shared[0]
+        if ta.budget_signature == tb.budget_signature:
+            raise ConfigError(f"{a} ran with {', '.join(ta.setup()) or 'an unrecorded setup'} and "
+                              f"{b} with {', '.join(tb.setup()) or 'an unrecorded setup'} on "
+                              f"{ta.dataset}: they are not compared; run both on one device type "
+                              "with the upstream frozen (or fine-tuned) in both")
         raise ConfigError(f"{a} ran under budget {ta.budget} ({ta.budget_signature}) and {b} under "
                           f"budget {tb.budget} ({tb.budget_signature}) on {ta.dataset}: conditions "
                           "with different budgets are not compared; run both under one --budget")
@@ -88,8 +97,8 @@ def compare(
     refuse_unpaired(ca, cb)
     samples = Samples(n_boot, seed)
     notes: list[str] = []
-    result = pair(ca, cb, "uar", samples, notes)
-    if result["p_bootstrap"] is None:  # not paired: labels or utterances differ
+    result = pair(ca, cb, "uar", samples, notes, alpha)
+    if notes:  # not paired: labels or utterances differ
         raise PairingError(notes[0])
     sa, sb = summarize(ca, samples), summarize(cb, samples)
     ra, rb = per_class_recall(ca.pooled), per_class_recall(cb.pooled)
@@ -101,6 +110,8 @@ def compare(
         "delta_uar": result["delta"], "delta_uar_ci": result["delta_ci"],
         "p_bootstrap": result["p_bootstrap"], "p_mcnemar": result["p_mcnemar"],
         "p_wilcoxon": result["p_wilcoxon"], "significant": bool(significant),
+        "untested": _untested_text(result["untested"], ca, cb), "df": result["df"],
+        "wilcoxon_note": result["wilcoxon_note"], "notes": ca.notes + cb.notes,
         "mcnemar_counts": {"a_right_b_wrong": result["n10"], "a_wrong_b_right": result["n01"]},
         "matched_runs": result["matched_runs"], "wilcoxon_pairs": result["wilcoxon_pairs"],
         "wilcoxon_unit": result["wilcoxon_unit"],
@@ -115,12 +126,19 @@ def compare(
     return out
 
 
+def _untested_text(reason: str | None, ca: Condition, cb: Condition) -> str | None:
+    if reason == "tuned":
+        return (f"they tuned different options ({ca.name}: {', '.join(ca.tuned) or 'nothing'}; "
+                f"{cb.name}: {', '.join(cb.tuned) or 'nothing'}): tune the same ones")
+    return reason
+
+
 def verdict(r: dict[str, Any]) -> str:
     a, b = r["a"]["condition"], r["b"]["condition"]
     d, ci, p = r["delta_uar"], r["delta_uar_ci"], r["p_bootstrap"]
     if p is None or not math.isfinite(p):
-        return (f"{a} and {b} differ by {delta_text(d)} UAR points, which cannot be tested: the "
-                "speaker bootstrap needs at least 2 test speakers.")
+        return (f"{a} and {b} differ by {delta_text(d)} UAR points, which cannot be tested: "
+                f"{r['untested']}.")
     stats = (f"A − B = {delta_text(d)} UAR points, 95 % CI {delta_text(ci[0])} to "
              f"{delta_text(ci[1])}, paired speaker bootstrap p {_p_phrase(p)}")
     if r["significant"]:
@@ -132,6 +150,8 @@ def verdict(r: dict[str, Any]) -> str:
 
 
 def _wilcoxon_text(r: dict[str, Any]) -> str:
+    if r["wilcoxon_note"]:
+        return r["wilcoxon_note"]
     runs = plural(r["matched_runs"], "matched (fold, seed) run")
     if r["wilcoxon_unit"] == "seed":
         return f"{runs} of the one fold, paired by seed (training-seed variation only)"
@@ -149,18 +169,23 @@ def to_text(r: dict[str, Any]) -> str:
     """The report ``serbench compare`` prints."""
     from tabulate import tabulate
 
-    rows = [[s["condition"], s["runs"], mean_std(s, "uar"), pooled_ci(s, "uar"),
-             mean_std(s, "war"), mean_std(s, "macro_f1")] for s in (r["a"], r["b"])]
+    rows = [[display_name(s), s["runs"], pooled_ci(s, "uar"), mean_std(s, "uar"), pct(s["war"]),
+             pct(s["macro_f1"]), steps_text(s), ", ".join(s["tuned"]) or "–"]
+            for s in (r["a"], r["b"])]
     size = f"{plural(r['test_utterances'], 'test utterance')}, {plural(r['speakers'], 'speaker')}"
     lines = [f"{r['dataset']} / {r['protocol']} · budget {r['budget']} · {size}", "",
-             tabulate(rows, headers=["condition", "runs", "UAR % (mean ± std)", "pooled [95 % CI]",
-                                     "WAR %", "macro-F1 %"], disable_numparse=True), ""]
+             tabulate(rows, headers=["condition", "runs", "UAR % pooled [95 % CI]",
+                                     "UAR % runs (mean ± std)", "WAR % pooled",
+                                     "macro-F1 % pooled", "steps (stopped by)", "tuned"],
+                      disable_numparse=True), ""]
     mc = r["mcnemar_counts"]
+    boot = (f"ΔUAR {delta_text(r['delta_uar'])} points, 95 % CI {ci_text(r['delta_uar_ci'])}"
+            if r["untested"] is None else f"no test: {r['untested']}")
     tests = [
-        ["paired speaker bootstrap", f"ΔUAR {delta_text(r['delta_uar'])} points, 95 % CI "
-         f"{ci_text(r['delta_uar_ci'])}", p_text(r["p_bootstrap"])],
-        ["McNemar exact", f"A right & B wrong {mc['a_right_b_wrong']}, A wrong & B right "
-         f"{mc['a_wrong_b_right']} (majority of seeds)", p_text(r["p_mcnemar"])],
+        ["paired speaker bootstrap + model variance", boot, p_text(r["p_bootstrap"])],
+        ["McNemar exact (descriptive)", f"A right & B wrong {mc['a_right_b_wrong']}, A wrong & B "
+         f"right {mc['a_wrong_b_right']} (majority of seeds; utterances are not independent)",
+         p_text(r["p_mcnemar"])],
         ["Wilcoxon signed-rank", _wilcoxon_text(r),
          p_text(r["p_wilcoxon"])],
     ]
@@ -171,6 +196,6 @@ def to_text(r: dict[str, Any]) -> str:
     lines += ["per-class recall % (pooled):",
               tabulate(recall, headers=["class", "A", "B", "Δ"], disable_numparse=True,
                        colalign=("left", "right", "right", "right")), ""]
-    lines += [f"verdict: {r['verdict']}", r["signature"]]
+    lines += [*r["notes"], f"verdict: {r['verdict']}", r["signature"]]
     return "\n".join(lines)
 

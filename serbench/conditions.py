@@ -3,8 +3,15 @@
 A *condition* is (dataset, protocol, dataset options, budget signature, upstream, method, method
 options set away from defaults); its runs over folds × seeds are the sample the statistics use.
 A *table* holds the conditions that may be ranked together: same dataset, protocol, dataset
-options and budget signature. Conditions are named ``method/upstream`` with their options in
-brackets, ``linear[normalize=speaker]/egemaps``; the same text selects them in ``compare`` and
+options, budget signature, device type and frozen-vs-fine-tuned upstream (older records that lack
+the last two are grouped by what their environment says, or apart).
+
+A condition has one run per (fold, seed): runs of one condition made by different serbench or
+plugin versions are never pooled (the newest version's runs are kept and the table says so), and a
+cell run twice keeps its newest run, also said.
+
+Conditions are named ``method/upstream`` with their options in brackets,
+``linear[normalize=speaker]/egemaps``; the same text selects them in ``compare`` and
 ``--baseline`` (``linear/egemaps[normalize=speaker]`` is accepted too).
 """
 
@@ -106,6 +113,7 @@ class Condition:
     options: dict[str, Any]
     runs: list[dict[str, Any]] = field(default_factory=list)
     failed: int = 0  # failed runs, not counted
+    notes: list[str] = field(default_factory=list)  # runs left out, and why
     loaded: Pooled | None = field(default=None, repr=False)  # pooled predictions, once read
 
     @property
@@ -163,7 +171,30 @@ class Condition:
         if not parts or not sum(len(k) for k, *_ in parts):
             raise ConfigError(f"{self.name} on {self.dataset}: its runs stored no test predictions")
         keys, speakers, y_true, y_pred = (np.concatenate(col) for col in zip(*parts, strict=True))
-        return pool(keys, speakers, y_true, y_pred, self.labels)
+        models = np.repeat(np.arange(len(parts)), [len(k) for k, *_ in parts])
+        folds = [str(r["fold"]) for r in self.runs]
+        fold_index = {f: i for i, f in enumerate(sorted(set(folds), key=natural))}
+        return pool(keys, speakers, y_true, y_pred, self.labels, models,
+                    [fold_index[f] for f in folds])
+
+    def facts(self, key: str) -> list[Any]:
+        """The distinct values of a run fact (see :func:`run_facts`) over the runs, sorted."""
+        return sorted({_hashable(r.get(key)) for r in self.runs}, key=repr)
+
+    @property
+    def tuned(self) -> tuple[str, ...]:
+        """The options searched by its trials (empty with one trial), as the runs record them."""
+        values = self.facts("tuned")
+        return values[0] if len(values) == 1 else tuple(sorted({x for v in values for x in v}))
+
+    @property
+    def transductive(self) -> bool:
+        return any(self.facts("transductive"))
+
+    @property
+    def modality(self) -> str:
+        return "+".join(sorted({m for v in self.facts("modality") for m in str(v).split("+")},
+                               key=lambda m: (m != "audio", m)))
 
     def run_json(self, run_id: str) -> Path:
         return self.store.runs_dir / run_id / "run.json"
@@ -225,7 +256,8 @@ def _save(path: Path, **arrays: np.ndarray) -> None:
 
 @dataclass
 class Table:
-    """Conditions ranked together: one dataset, protocol, dataset options and budget signature."""
+    """Conditions ranked together: one dataset, protocol, dataset options, budget signature,
+    device type and frozen-vs-fine-tuned upstream."""
 
     dataset: str
     protocol: str
@@ -233,11 +265,23 @@ class Table:
     budget: str
     budget_signature: str
     conditions: list[Condition]
+    device_type: str | None = None
+    frozen_upstream: bool | None = None
 
     @property
     def title(self) -> str:
+        setup = "".join(f" · {x}" for x in self.setup())
         return (f"{self.dataset}{format_options(self.dataset_options)} / {self.protocol} · "
-                f"budget {self.budget}")
+                f"budget {self.budget}{setup}")
+
+    def setup(self) -> list[str]:
+        """What the budget signature does not say: device, frozen or fine-tuned, smoke test."""
+        out = [f"{self.device_type}"] if self.device_type else []
+        if self.frozen_upstream is not None:
+            out.append("frozen upstream" if self.frozen_upstream else "fine-tuned upstream")
+        if "smoke" in self.budget.split("+"):
+            out.append("SMOKE TEST (a few steps: not a result)")
+        return out
 
     @property
     def seeds(self) -> list[Any]:
@@ -256,6 +300,8 @@ def load_tables(
     Failed runs are not counted; each condition remembers how many it has (``failed``).
     """
     everything = store.query()
+    for r in everything:
+        r.update(run_facts(store.read_record(r["run_id"])))
     rows = [r for r in everything if r["status"] == "ok"]
     failed: dict[tuple, int] = {}
     for r in everything:
@@ -275,19 +321,78 @@ def load_tables(
     tables: dict[tuple, dict[tuple, Condition]] = {}
     for r in rows:
         key = _condition_key(r)
-        conds = tables.setdefault(key[:4], {})
+        conds = tables.setdefault(key[:6], {})
         if key not in conds:
             conds[key] = Condition(store, r["dataset"], r["protocol"], r["dataset_options"],
                                    r["budget"], r["budget_signature"], r["upstream"], r["method"],
                                    r["options"], failed=failed.get(key, 0))
         conds[key].runs.append(r)
     out = []
-    for (ds, proto, _, sig), conds in tables.items():
+    for (ds, proto, _, sig, device, frozen), conds in tables.items():
+        for cond in conds.values():
+            one_cell_each(cond)
         first = next(iter(conds.values()))
-        names = sorted({c.budget for c in conds.values()})
+        names = sorted({r["budget"] for c in conds.values() for r in c.runs})
         out.append(Table(ds, proto, first.dataset_options, "+".join(names), sig,
-                         sorted(conds.values(), key=lambda c: c.name)))
+                         sorted(conds.values(), key=lambda c: c.name), device, frozen))
     return sorted(out, key=lambda t: (t.dataset, t.protocol, t.title, t.budget_signature))
+
+
+def run_facts(record: Mapping[str, Any]) -> dict[str, Any]:
+    """What a table needs from ``run.json`` beyond the index, with fallbacks for older records:
+    versions, device type, frozen upstream, tuned options, transductive, modality, steps."""
+    env = record.get("environment") or {}
+    budget = record.get("budget") or {}
+    usage = record.get("usage") or {}
+    options = (record.get("spec") or {}).get("options") or {}
+    device = budget.get("device_type") or str(env.get("device") or "").split(":")[0] or None
+    tuned = record.get("tuned")
+    if tuned is None:  # older records: the options whose value changed between trials
+        trials = [t.get("options") or {} for t in usage.get("trials") or []]
+        tuned = [k for k in sorted({k for t in trials for k in t})
+                 if len({repr(t.get(k)) for t in trials}) > 1]
+    versions = {"serbench": env.get("serbench", "?"),
+                **{f"plugin {k}": v for k, v in (env.get("plugins") or {}).items()}}
+    return {"versions": tuple(sorted(versions.items())), "device_type": device,
+            "frozen_upstream": budget.get("frozen_upstream"), "tuned": tuple(tuned),
+            "transductive": bool(record.get("transductive",
+                                            options.get("normalize") == "speaker")),
+            "modality": record.get("modality") or "audio",
+            "steps": usage.get("steps"), "stopped_by": usage.get("stopped_by") or None}
+
+
+def one_cell_each(cond: Condition) -> None:
+    """Keep one version's runs (the newest) and one run per (fold, seed); say what was left out."""
+    by_version: dict[tuple, list[dict[str, Any]]] = {}
+    for r in cond.runs:
+        by_version.setdefault(r["versions"], []).append(r)
+    if len(by_version) > 1:
+        newest = max(by_version, key=lambda v: max(str(r["created"]) for r in by_version[v]))
+        differ = {k for v in by_version for k, x in v if dict(newest).get(k) != x}
+        differ |= {k for k, x in newest if any(dict(v).get(k) != x for v in by_version)}
+
+        def text(v: tuple) -> str:
+            d = dict(v)
+            return ", ".join(f"{k} {d.get(k, 'absent')}" for k in sorted(differ))
+
+        old = [v for v in by_version if v != newest]
+        left = sum(len(by_version[v]) for v in old)
+        cond.notes.append(
+            f"{cond.name}: its runs come from different versions; kept the "
+            f"{len(by_version[newest])} run(s) of {text(newest)}, left out {left} of "
+            f"{'; '.join(text(v) for v in old)} (never pooled); to keep other ones, delete the "
+            "run folders you do not want or move them to another --results folder.")
+        cond.runs = by_version[newest]
+    cells: dict[tuple[str, str], dict[str, Any]] = {}
+    for r in sorted(cond.runs, key=lambda r: str(r["created"])):
+        cells[(str(r["fold"]), str(r["seed"]))] = r
+    if len(cells) < len(cond.runs):
+        budgets = sorted({r["budget"] for r in cond.runs})
+        cond.notes.append(
+            f"{cond.name}: {len(cond.runs) - len(cells)} (fold, seed) cell(s) were run more than "
+            f"once (budget names {', '.join(budgets)} share one signature); kept the newest run "
+            "of each.")
+        cond.runs = sorted(cells.values(), key=lambda r: (natural(r["fold"]), natural(r["seed"])))
 
 
 def find_condition(
@@ -312,7 +417,12 @@ def find_condition(
 
 def _condition_key(r: Mapping[str, Any]) -> tuple:
     return (r["dataset"], r["protocol"], _freeze(r["dataset_options"]), r["budget_signature"],
-            r["upstream"], r["method"], _freeze(r["options"]))
+            r.get("device_type"), r.get("frozen_upstream"), r["upstream"], r["method"],
+            _freeze(r["options"]))
+
+
+def _hashable(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value
 
 
 def _freeze(options: Mapping[str, Any]) -> tuple:

@@ -19,10 +19,13 @@ from .leaderboard import (
     METRIC_NAMES,
     Board,
     delta_text,
+    display_name,
     legend,
     mean_std,
     p_text,
+    pct,
     pooled_ci,
+    steps_text,
 )
 from .metrics import METRICS
 
@@ -118,23 +121,26 @@ def _board_html(board: Board, index: int, link_base: Path) -> str:
     others = [x for x in METRICS if x != m]
     name = METRIC_NAMES[m]
     heads = [_th("rank", True, sort="ascending"), _th("condition", False),
-             _th("runs", True, "descending"), _th(f"{name} % (mean ± std)", True, "descending"),
-             _th("pooled [95 % CI]", True, "descending")]
-    heads += [_th(f"{METRIC_NAMES[x]} %", True, "descending") for x in others]
-    heads.append(_th("p vs best (Holm)", True))
+             _th("runs", True, "descending"),
+             _th(f"{name} % pooled [95 % CI]", True, "descending"),
+             _th(f"{name} % runs (mean ± std)", True, "descending")]
+    heads += [_th(f"{METRIC_NAMES[x]} % pooled", True, "descending") for x in others]
+    heads += [_th("steps (stopped by)", True), _th("tuned", False), _th("p vs best (Holm)", True)]
     if board.baseline:
         heads += [_th(f"Δ {name} vs {board.baseline}", True, "descending"), _th("p (Holm)", True)]
     body = []
     for row in board.rows:
-        label = escape(row["condition"])
+        label = escape(display_name(row))
         if not row["best"] and row["not_worse_than_best"] and len(board.rows) > 1:
             label += (f' <span class="mark" title="not significantly worse than the best">'
                       f"{MARK}</span>")
         vs_best = row["vs_best"] or {}
         cells = [_td(str(row["rank"]), row["rank"]), _td(row["condition"], row["condition"], label),
-                 _runs_cell(board, row, link_base), _td(mean_std(row, m), _num(row[m])),
-                 _td(pooled_ci(row, m), _num(row[f"{m}_pooled"]))]
-        cells += [_td(mean_std(row, x), _num(row[x])) for x in others]
+                 _runs_cell(board, row, link_base), _td(pooled_ci(row, m), _num(row[m])),
+                 _td(mean_std(row, m), _num(row[f"{m}_runs_mean"]))]
+        cells += [_td(pct(row[x]), _num(row[x])) for x in others]
+        tuned = ", ".join(row["tuned"]) or "–"
+        cells += [_td(steps_text(row), _num(row["steps_max"])), _td(tuned, tuned)]
         p_best = vs_best.get("p_bootstrap_holm")
         cells.append(_td(p_text(p_best) if vs_best else "", _num(p_best)))
         if board.baseline:
@@ -162,6 +168,6 @@ def to_html(boards: Sequence[Board], link_base: Path | str = ".") -> str:
         '<link rel="icon" href="data:,">'
         f"<title>serbench leaderboard</title><style>{_CSS}</style></head><body>"
         f'<h1>serbench leaderboard</h1><p class="meta">serbench {escape(__version__)} · '
-        f"ranked by mean {escape(metric)} over folds × seeds · click a column header to sort</p>"
+        f"ranked by pooled {escape(metric)} over folds × seeds · click a column header to sort</p>"
         f"{sections}<script>{_JS}</script></body></html>\n"
     )

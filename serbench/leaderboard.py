@@ -1,11 +1,14 @@
 """Leaderboard tables: rank conditions with CIs and paired tests, render md / LaTeX / CSV / JSON.
 
-One table per (dataset, protocol, dataset options, budget signature): conditions that ran under
-different budgets are never ranked together. In a table each condition gets the mean ± std of the
-metric over its runs (folds × seeds), a 95 % speaker-bootstrap CI of its pooled metric, and a rank
-by the mean. The pairs a table marks — the best against every other condition, and the
-``--baseline`` against every other — are tested with the paired speaker bootstrap (which decides
-the marks), McNemar and Wilcoxon; each test's p-values are Holm-adjusted over all those pairs.
+One table per (dataset, protocol, dataset options, budget signature, device type, frozen or
+fine-tuned upstream): conditions that ran under different budgets are never ranked together. In a
+table each condition gets its pooled metric (all test predictions pooled over folds × seeds) with
+a 95 % CI for that same number (speaker bootstrap plus the trained models' variance), a rank by
+it, and the mean ± std over its runs beside it. Every pair of conditions is tested with the paired
+speaker bootstrap (with model variance), which decides the marks; its p-values are Holm-adjusted
+over *all* pairs, so the family-wise error holds although the best is picked after looking.
+Wilcoxon over folds is reported (Holm-adjusted likewise) and McNemar as descriptive only.
+Conditions that tuned different options are not tested against each other.
 The web page is :mod:`serbench.html`; the statistics are :mod:`serbench.stats`.
 """
 
@@ -28,10 +31,12 @@ from .stats import (
     ALPHA,
     N_BOOT,
     PairingError,
+    Spread,
     bootstrap_weights,
     check_paired,
     holm,
     mcnemar_pooled,
+    model_spread,
     paired_delta,
     percentile_ci,
     replicate_metric,
@@ -65,6 +70,14 @@ class Samples:
         self.n_boot, self.seed = n_boot, seed
         self._weights: dict[str, np.ndarray] = {}
         self.values: dict[tuple[int, str], np.ndarray] = {}
+        self._spreads: dict[tuple[int, str], Spread] = {}
+
+    def spread(self, cond: Condition, metric: str) -> Spread:
+        """The trained models' share of the condition's variance (see :func:`model_spread`)."""
+        key = (id(cond), metric)
+        if key not in self._spreads:
+            self._spreads[key] = model_spread(cond.pooled, metric)
+        return self._spreads[key]
 
     def of(self, cond: Condition, metric: str) -> np.ndarray:
         key = (id(cond), metric)
@@ -97,22 +110,22 @@ def build(
 def _board(
     table: Table, metric: str, base: Condition | None, alpha: float, samples: Samples
 ) -> Board:
-    conds = sorted(table.conditions, key=lambda c: (-float(np.mean(c.run_metric(metric))), c.name))
+    conds = sorted(table.conditions, key=lambda c: (-c.pooled.metric(metric), c.name))
     rows = [summarize(c, samples) for c in conds]
     notes = [f"{c.name}: {c.failed} failed run{'s' if c.failed > 1 else ''} not counted (the same "
              "`serbench run` command retries them)." for c in conds if c.failed]
+    notes += [n for c in conds for n in c.notes]
     _rank(rows, metric)
     best = conds[0]
     pairs: dict[frozenset[int], dict[str, Any]] = {}
-    for c in conds:
-        for ref in (best, base):
-            if ref is not None and ref is not c and frozenset((id(ref), id(c))) not in pairs:
-                pairs[frozenset((id(ref), id(c)))] = pair(c, ref, metric, samples, notes)
-    families = {test: holm([p[test] for p in pairs.values()])
-                for test in ("p_bootstrap", "p_mcnemar", "p_wilcoxon")}
-    for j, p in enumerate(pairs.values()):
-        for test, adjusted in families.items():
-            p[test + "_holm"] = adjusted[j]
+    for i, c in enumerate(conds):
+        for ref in conds[:i]:
+            pairs[frozenset((id(ref), id(c)))] = pair(c, ref, metric, samples, notes, alpha)
+    for test in ("p_bootstrap", "p_wilcoxon"):
+        adjusted = holm([p[test] for p in pairs.values()])
+        for p, q in zip(pairs.values(), adjusted, strict=True):
+            p[test + "_holm"] = q
+    notes += _untested_notes(conds, pairs)
     for c, row in zip(conds, rows, strict=True):
         row["best"] = c is best
         vs_best = _oriented(pairs, c, best)
@@ -130,6 +143,26 @@ def _board(
                  base.name if base else None, tested, notes, alpha)
 
 
+def _untested_notes(
+    conds: Sequence[Condition], pairs: dict[frozenset[int], dict[str, Any]]
+) -> list[str]:
+    """One line per reason a pair got no test (other than other test sets, noted per pair)."""
+    reasons: dict[str, set[str]] = {}
+    for p in pairs.values():
+        if p.get("untested"):
+            reasons.setdefault(p["untested"], set()).update((p["condition"], p["against"]))
+    out = []
+    for reason, names in reasons.items():
+        if reason == "tuned":
+            tuned = ", ".join(f"{c.name} ({', '.join(c.tuned) or 'nothing'})" for c in conds
+                              if c.name in names)
+            out.append(f"No significance mark between conditions that tuned different options: "
+                       f"{tuned}.")
+        else:
+            out.append(f"Not tested: {', '.join(sorted(names))}: {reason}.")
+    return out
+
+
 def _tested(pair: dict[str, Any] | None) -> bool:
     p = None if pair is None else pair["p_bootstrap"]
     return p is not None and math.isfinite(p)
@@ -142,7 +175,8 @@ def _oriented(
     pair = pairs.get(frozenset((id(c), id(ref))))
     if pair is None or pair["against"] == ref.name:
         return pair
-    flipped = dict(pair, against=ref.name, delta=-pair["delta"], n10=pair["n01"], n01=pair["n10"])
+    flipped = dict(pair, condition=c.name, against=ref.name, delta=-pair["delta"],
+                   n10=pair["n01"], n01=pair["n10"])
     if pair["delta_ci"]:
         flipped["delta_ci"] = [-pair["delta_ci"][1], -pair["delta_ci"][0]]
     return flipped
@@ -154,6 +188,8 @@ def _significant(pair: dict[str, Any], alpha: float) -> bool:
 
 
 def summarize(c: Condition, samples: Samples) -> dict[str, Any]:
+    """A condition's row. ``uar`` (and each metric) is the *pooled* metric, ranked and tested,
+    with ``uar_ci`` its CI; ``uar_runs_mean`` / ``uar_std`` describe the runs one by one."""
     row: dict[str, Any] = {
         "condition": c.name, "upstream": c.upstream, "method": c.method,
         "options": dict(c.options), "dataset": c.dataset, "protocol": c.protocol,
@@ -164,10 +200,21 @@ def summarize(c: Condition, samples: Samples) -> dict[str, Any]:
     n_speakers = len(c.pooled.speaker_names)
     for m in METRICS:
         values = c.run_metric(m)
-        row[m] = float(values.mean())
+        row[m] = row[f"{m}_pooled"] = c.pooled.metric(m)
+        row[f"{m}_runs_mean"] = float(values.mean())
         row[f"{m}_std"] = float(values.std(ddof=1)) if len(values) > 1 else None
-        row[f"{m}_pooled"] = c.pooled.metric(m)
-        row[f"{m}_ci"] = list(percentile_ci(samples.of(c, m), n_speakers))
+        row[f"{m}_ci"] = list(percentile_ci(samples.of(c, m), n_speakers,
+                                            spread=samples.spread(c, m), estimate=row[m]))
+    row["ci_missing"] = samples.spread(c, "uar").missing
+    steps = [r.get("steps") for r in c.runs if r.get("steps") is not None]
+    row["steps_min"], row["steps_max"] = (min(steps), max(steps)) if steps else (None, None)
+    stops: dict[str, int] = {}
+    for r in c.runs:
+        stops[r.get("stopped_by") or "?"] = stops.get(r.get("stopped_by") or "?", 0) + 1
+    row["stopped_by"] = dict(sorted(stops.items()))
+    row["tuned"] = list(c.tuned)
+    row["transductive"] = c.transductive
+    row["modality"] = c.modality
     row["speakers"] = n_speakers
     row["test_id"] = c.test_id
     row["run_ids"] = [r["run_id"] for r in c.runs]
@@ -175,27 +222,32 @@ def summarize(c: Condition, samples: Samples) -> dict[str, Any]:
 
 
 def _rank(rows: list[dict[str, Any]], metric: str) -> None:
-    """Competition ranking (1, 2, 2, 4) by the mean, rows already sorted best first."""
+    """Competition ranking (1, 2, 2, 4) by the pooled metric, rows already sorted best first."""
     for i, row in enumerate(rows):
         tied = i and math.isclose(row[metric], rows[i - 1][metric], rel_tol=0, abs_tol=1e-12)
         row["rank"] = rows[i - 1]["rank"] if tied else i + 1
 
 
 def pair(
-    c: Condition, ref: Condition, metric: str, samples: Samples, notes: list[str]
+    c: Condition, ref: Condition, metric: str, samples: Samples, notes: list[str],
+    alpha: float = ALPHA,
 ) -> dict[str, Any]:
-    """``c`` against ``ref``: Δ = c − ref with its CI and the three tests' raw p-values.
+    """``c`` against ``ref``: Δ = c − ref with its CI and the tests' raw p-values.
 
     ``n10`` counts test utterances ``c`` got right (in most seeds) and ``ref`` wrong, ``n01`` the
-    reverse; ``matched_runs`` the (fold, seed) runs both have, which Wilcoxon compares as
-    ``wilcoxon_pairs`` folds (seeds averaged) or, with one fold, seeds (``wilcoxon_unit``).
-    Unpaired conditions (other test sets) get no tests and a note instead.
+    reverse (McNemar, descriptive: utterances of one speaker are not independent);
+    ``matched_runs`` the (fold, seed) runs both have, which Wilcoxon compares as
+    ``wilcoxon_pairs`` folds (seeds averaged) or, with one fold, seeds (``wilcoxon_unit``); with
+    too few pairs to reach ``alpha`` its p is None and ``wilcoxon_note`` says so. Unpaired
+    conditions (other test sets) and conditions that tuned different options get no tests;
+    ``untested`` says why (``"tuned"``, or the reason in words).
     """
     delta = c.pooled.metric(metric) - ref.pooled.metric(metric)
-    out: dict[str, Any] = {"against": ref.name, "delta": delta, "delta_ci": None,
-                           "p_bootstrap": None, "p_mcnemar": None, "p_wilcoxon": None,
-                           "n10": 0, "n01": 0, "matched_runs": 0, "wilcoxon_pairs": 0,
-                           "wilcoxon_unit": None}
+    out: dict[str, Any] = {"condition": c.name, "against": ref.name, "delta": delta,
+                           "delta_ci": None, "p_bootstrap": None, "p_mcnemar": None,
+                           "p_wilcoxon": None, "n10": 0, "n01": 0, "matched_runs": 0,
+                           "wilcoxon_pairs": 0, "wilcoxon_unit": None, "wilcoxon_note": None,
+                           "df": None, "untested": None}
     try:
         if c.test_id != ref.test_id:
             raise PairingError("different test sets")
@@ -204,15 +256,25 @@ def pair(
         notes.append(f"{c.name} is not tested against {ref.name}: {exc} "
                      f"(folds {_fold_text(c)} vs {_fold_text(ref)}).")
         return out
+    if c.tuned != ref.tuned:
+        out["untested"] = "tuned"
+        return out
     diff = samples.of(c, metric) - samples.of(ref, metric)
-    boot = paired_delta(out["delta"], diff, len(c.pooled.speaker_names))
-    if not math.isfinite(boot.p):
-        notes.append(f"{c.name} is not tested against {ref.name}: the speaker bootstrap needs at "
-                     "least 2 test speakers.")
-    out.update(delta_ci=list(boot.ci), p_bootstrap=boot.p)
+    boot = paired_delta(out["delta"], diff, len(c.pooled.speaker_names),
+                        spread=samples.spread(c, metric) + samples.spread(ref, metric))
+    if boot.missing:
+        out["untested"] = boot.missing + (": run --seeds 3 for a verdict"
+                                          if boot.missing.startswith("1 seed") else "")
+    else:
+        out.update(delta_ci=list(boot.ci), p_bootstrap=boot.p, df=boot.df)
     out["n10"], out["n01"], out["p_mcnemar"] = mcnemar_pooled(c.pooled, ref.pooled)
     w = wilcoxon_matched(c.run_metric_by_cell(metric), ref.run_metric_by_cell(metric))
-    out.update(p_wilcoxon=w.p, matched_runs=w.runs, wilcoxon_pairs=w.pairs, wilcoxon_unit=w.unit)
+    out.update(matched_runs=w.runs, wilcoxon_pairs=w.pairs, wilcoxon_unit=w.unit)
+    if w.pairs and w.smallest_p >= alpha:
+        out["wilcoxon_note"] = (f"{plural(w.pairs, w.unit)}: the exact test cannot reach "
+                                f"p < {alpha:g} (its smallest p is {w.smallest_p:.3g})")
+    else:
+        out["p_wilcoxon"] = w.p
     return out
 
 
@@ -223,10 +285,12 @@ def _fold_text(c: Condition) -> str:
 def signature(table: Table, samples: Samples, alpha: float) -> str:
     seeds = ",".join(str(s) for s in table.seeds)
     folds = plural(len(table.folds), "fold")
+    setup = "".join(f" · {x}" for x in table.setup())
     return (f"serbench {__version__} · {table.dataset}{format_options(table.dataset_options)} / "
-            f"{table.protocol} · budget {table.budget} ({table.budget_signature}) · seeds {seeds} "
-            f"· {folds} · tests: paired speaker bootstrap (B={samples.n_boot}, seed "
-            f"{samples.seed}), McNemar exact, Wilcoxon signed-rank, Holm · alpha {alpha:g}")
+            f"{table.protocol} · budget {table.budget} ({table.budget_signature}){setup} · seeds "
+            f"{seeds} · {folds} · tests: paired speaker bootstrap with model variance (B="
+            f"{samples.n_boot}, seed {samples.seed}), Holm over all pairs; Wilcoxon signed-rank "
+            f"over folds; McNemar exact (descriptive) · alpha {alpha:g}")
 
 
 # ------------------------------------------------------------------------------- rendering
@@ -241,13 +305,14 @@ def pct(x: float | None, digits: int = 1) -> str:
 
 
 def mean_std(row: dict[str, Any], m: str) -> str:
-    std = row[f"{m}_std"]
-    return pct(row[m]) if std is None else f"{pct(row[m])} ± {pct(std)}"
+    """The mean ± std of the runs' metric: ``58.3 ± 25.0``."""
+    std, mean = row[f"{m}_std"], row[f"{m}_runs_mean"]
+    return pct(mean) if std is None else f"{pct(mean)} ± {pct(std)}"
 
 
 def pooled_ci(row: dict[str, Any], m: str) -> str:
-    """The pooled metric and its speaker-bootstrap CI: ``37.1 [30.8, 43.5]``."""
-    return f"{pct(row[f'{m}_pooled'])} {ci_text(row[f'{m}_ci'])}"
+    """The pooled metric and its 95 % CI: ``37.1 [30.8, 43.5]``."""
+    return f"{pct(row[m])} {ci_text(row[f'{m}_ci'])}"
 
 
 def ci_text(ci: Sequence[float] | None) -> str:
@@ -264,23 +329,48 @@ def delta_text(d: float | None) -> str:
     return "–" if d is None or not math.isfinite(d) else f"{100 * d:+.1f}"
 
 
+def display_name(row: dict[str, Any]) -> str:
+    """The condition's name with what a reader must know beside it."""
+    marks = ["transductive"] if row.get("transductive") else []
+    if row.get("modality", "audio") != "audio":
+        marks.append(row["modality"])
+    return " · ".join([row["condition"], *marks])
+
+
+def steps_text(row: dict[str, Any]) -> str:
+    """``40–40 (max_steps)``: fewest and most steps of the runs, and what stopped them."""
+    lo, hi = row.get("steps_min"), row.get("steps_max")
+    steps = "–" if lo is None else (f"{lo}" if lo == hi else f"{lo}–{hi}")
+    stops = row.get("stopped_by") or {}
+    known = {k: v for k, v in stops.items() if k != "?"}
+    if not known:
+        return steps
+    if len(known) == 1 and sum(stops.values()) == sum(known.values()):
+        return f"{steps} ({next(iter(known))})"
+    return f"{steps} ({', '.join(f'{k} ×{v}' for k, v in stops.items())})"
+
+
 def cells(board: Board) -> tuple[list[str], list[list[str]], list[str]]:
     """Header, body cells and legend lines shared by the text formats (bold as ``**``)."""
     m = board.metric
     others = [x for x in METRICS if x != m]
-    header = ["condition", "runs", f"{METRIC_NAMES[m]} % (mean ± std)", "pooled [95 % CI]", "rank"]
-    header += [f"{METRIC_NAMES[x]} %" for x in others]
+    name = METRIC_NAMES[m]
+    header = ["condition", "runs", f"{name} % pooled [95 % CI]", "rank",
+              f"{name} % runs (mean ± std)"]
+    header += [f"{METRIC_NAMES[x]} % pooled" for x in others]
+    header += ["steps (stopped by)", "tuned"]
     if board.baseline:
-        header += [f"Δ {METRIC_NAMES[m]} vs {board.baseline}", "p (Holm)"]
+        header += [f"Δ {name} vs {board.baseline}", "p (Holm)"]
     body = []
     for row in board.rows:
-        name, value = row["condition"], mean_std(row, m)
+        label, value = display_name(row), pooled_ci(row, m)
         if row["best"]:
-            name, value = f"**{name}**", f"**{value}**"
+            label, value = f"**{label}**", f"**{value}**"
         elif row["not_worse_than_best"] and len(board.rows) > 1:
-            name = f"{name} {MARK}"
-        line = [name, str(row["runs"]), value, pooled_ci(row, m), str(row["rank"])]
-        line += [mean_std(row, x) for x in others]
+            label = f"{label} {MARK}"
+        line = [label, str(row["runs"]), value, str(row["rank"]), mean_std(row, m)]
+        line += [pct(row[x]) for x in others]
+        line += [steps_text(row), ", ".join(row["tuned"]) or "–"]
         if board.baseline:
             is_base = row["condition"] == board.baseline
             line += ["baseline" if is_base else delta_text(row["delta_vs_baseline"]),
@@ -291,18 +381,28 @@ def cells(board: Board) -> tuple[list[str], list[list[str]], list[str]]:
 
 def legend(board: Board) -> list[str]:
     lines = []
+    name = METRIC_NAMES[board.metric]
+    pooled = ("pooled: the metric of all test predictions pooled over folds and seeds, ranked "
+              "and tested; CI: speaker bootstrap plus the variance of the trained models.")
     if len(board.rows) > 1 and not board.n_pairs:
-        lines.append(f"**bold**: best mean {METRIC_NAMES[board.metric]}; no pair could be tested "
-                     "(see below).")
+        lines.append(f"**bold**: best pooled {name}; no pair could be tested (see below). "
+                     f"{pooled}")
     elif len(board.rows) > 1:
-        lines.append(f"**bold**: best mean {METRIC_NAMES[board.metric]}; {MARK}: not significantly "
-                     f"worse than the best (paired speaker bootstrap, Holm over {board.n_pairs} "
-                     f"pair{'s' if board.n_pairs != 1 else ''}, alpha {board.alpha:g}). pooled: "
-                     "the metric of all test predictions pooled over folds and seeds; CI: speaker "
-                     "bootstrap.")
+        k = board.n_pairs
+        lines.append(f"**bold**: best pooled {name}; {MARK}: not significantly worse than the best "
+                     f"(paired speaker bootstrap with model variance, Holm over all {k} tested "
+                     f"pair{'s' if k != 1 else ''}, alpha {board.alpha:g}). {pooled}")
+    else:
+        lines.append(pooled)
+    if any(r.get("ci_missing") for r in board.rows):
+        lines.append("–: no CI where one seed per fold was run on folds of several test speakers "
+                     "(the trained models' variance cannot be estimated: run --seeds 3).")
+    if any(r.get("transductive") for r in board.rows):
+        lines.append("transductive: normalize=speaker uses each test speaker's unlabelled test "
+                     "audio (see docs/protocols.md).")
     if board.baseline:
-        lines.append(f"Δ: pooled {METRIC_NAMES[board.metric]} minus the baseline's, in points; "
-                     "p: paired speaker bootstrap, Holm-adjusted.")
+        lines.append(f"Δ: pooled {name} minus the baseline's, in points; "
+                     "p: paired speaker bootstrap with model variance, Holm-adjusted.")
     lines += board.notes
     return lines
 
@@ -325,7 +425,8 @@ def to_markdown(boards: Sequence[Board]) -> str:
     parts = []
     for board in boards:
         header, body, notes = cells(board)
-        right = {1, 4} | set(range(5, len(header)))
+        n_metrics = len(METRICS) - 1  # the other metrics' pooled columns, after the run mean
+        right = {1, 3, *range(5, 5 + n_metrics), *range(7 + n_metrics, len(header))}
         text = [f"### {board.table.title}", "", *_pipe_table(header, body, right), ""]
         text += [f"{n}  " for n in notes] + [f"_{board.signature}_", ""]
         parts.append("\n".join(text))
@@ -366,8 +467,9 @@ def to_latex(boards: Sequence[Board]) -> str:
 
 JSON_KEYS = ("condition", "upstream", "method", "options", "dataset", "protocol",
              "dataset_options", "budget", "budget_signature", "runs", "folds", "seeds",
-             "uar", "uar_std", "uar_ci", "war", "war_std", "war_ci", "macro_f1",
-             "macro_f1_std", "macro_f1_ci", "rank")
+             "uar", "uar_ci", "uar_runs_mean", "uar_std", "war", "war_ci", "war_runs_mean",
+             "war_std", "macro_f1", "macro_f1_ci", "macro_f1_runs_mean", "macro_f1_std", "rank",
+             "steps_min", "steps_max", "stopped_by", "tuned", "transductive", "modality")
 
 
 def to_rows(boards: Sequence[Board]) -> list[dict[str, Any]]:
@@ -379,6 +481,7 @@ def to_rows(boards: Sequence[Board]) -> list[dict[str, Any]]:
             d.update(metric=board.metric, best=row["best"],
                      not_worse_than_best=row["not_worse_than_best"],
                      uar_pooled=row["uar_pooled"], speakers=row["speakers"],
+                     ci_missing=row["ci_missing"],
                      vs_best=row["vs_best"], run_ids=row["run_ids"],
                      signature=board.signature)
             if board.baseline:
@@ -404,9 +507,11 @@ def json_ready(obj: Any) -> Any:
 
 
 CSV_KEYS = ("dataset", "protocol", "budget", "budget_signature", "condition", "upstream",
-            "method", "options", "runs", "rank", "uar", "uar_std", "uar_ci_low", "uar_ci_high",
-            "war", "war_std", "macro_f1", "macro_f1_std", "best", "not_worse_than_best",
-            "delta_vs_baseline", "p_vs_baseline", "signature")
+            "method", "options", "runs", "rank", "uar", "uar_ci_low", "uar_ci_high",
+            "uar_runs_mean", "uar_std", "war", "war_runs_mean", "war_std", "macro_f1",
+            "macro_f1_runs_mean", "macro_f1_std", "best", "not_worse_than_best",
+            "delta_vs_baseline", "p_vs_baseline", "steps_min", "steps_max", "tuned",
+            "transductive", "modality", "signature")
 
 
 def to_csv(boards: Sequence[Board]) -> str:
@@ -416,6 +521,7 @@ def to_csv(boards: Sequence[Board]) -> str:
     for row in json_ready(to_rows(boards)):
         row["options"] = format_options(row["options"])
         row["uar_ci_low"], row["uar_ci_high"] = row["uar_ci"] or (None, None)
+        row["tuned"] = ",".join(row["tuned"])
         writer.writerow(row)
     return buf.getvalue()
 

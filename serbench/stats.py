@@ -165,8 +165,9 @@ class Spread:
     The bootstrap treats test speakers as independent; speakers tested by the same trained model
     are not (a lucky model is lucky on all of them). ``var`` is the covariance between them that
     the models induce, estimated from how the seeds of each fold co-vary across its speakers (it
-    may come out negative; the total is floored at 0 where it is used); ``df_terms`` is its share of the Satterthwaite degrees of freedom; ``missing`` says why it
-    cannot be estimated (one seed for a fold that several speakers share).
+    may come out negative; the total is floored at 0 where it is used); ``df_terms`` is its share
+    of the Satterthwaite degrees of freedom; ``missing`` says why it cannot be estimated (one
+    seed for a fold that several speakers share).
     """
 
     var: float = 0.0

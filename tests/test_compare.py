@@ -182,14 +182,15 @@ def test_one_test_speaker_is_reported_as_untestable(tmp_path: Path, capsys) -> N
     code, out, _ = _compare(capsys, "a/x", "b/x", "--results", str(tmp_path / "r"), "--json")
     r = json.loads(out)
     assert code == 0 and r["significant"] is False and r["p_bootstrap"] is None
-    assert r["delta_uar_ci"] == [None, None] and r["p_wilcoxon"] == 1.0
+    assert r["delta_uar_ci"] is None and r["p_wilcoxon"] is None
+    assert r["wilcoxon_note"] == ("1 seed: the exact test cannot reach p < 0.05 (its smallest p "
+                                  "is 1)")
     assert r["verdict"].endswith("which cannot be tested: the speaker bootstrap needs at least 2 "
                                  "test speakers.")
     main(["leaderboard", "--results", str(tmp_path / "r")])
     board = capsys.readouterr().out
     assert "no pair could be tested (see below)." in board
-    assert "b/x is not tested against a/x: the speaker bootstrap needs at least 2 test speakers." \
-        in board
+    assert "Not tested: a/x, b/x: the speaker bootstrap needs at least 2 test speakers." in board
 
 
 def test_a_condition_has_the_same_ci_in_compare_and_in_the_leaderboard(results: Path,
