@@ -178,14 +178,13 @@ class Condition:
                     [fold_index[f] for f in folds])
 
     def facts(self, key: str) -> list[Any]:
-        """The distinct values of a run fact (see :func:`run_facts`) over the runs, sorted."""
-        return sorted({_hashable(r.get(key)) for r in self.runs}, key=repr)
+        """The distinct known values of a run fact (see :func:`run_facts`) over the runs."""
+        return sorted({_hashable(r.get(key)) for r in self.runs} - {None}, key=repr)
 
     @property
     def tuned(self) -> tuple[str, ...]:
         """The options searched by its trials (empty with one trial), as the runs record them."""
-        values = self.facts("tuned")
-        return values[0] if len(values) == 1 else tuple(sorted({x for v in values for x in v}))
+        return tuple(sorted({x for v in self.facts("tuned") for x in v}))
 
     @property
     def transductive(self) -> bool:
@@ -193,8 +192,8 @@ class Condition:
 
     @property
     def modality(self) -> str:
-        return "+".join(sorted({m for v in self.facts("modality") for m in str(v).split("+")},
-                               key=lambda m: (m != "audio", m)))
+        parts = {m for v in self.facts("modality") for m in str(v).split("+")} or {"audio"}
+        return "+".join(sorted(parts, key=lambda m: (m != "audio", m)))
 
     def run_json(self, run_id: str) -> Path:
         return self.store.runs_dir / run_id / "run.json"
