@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -109,8 +109,10 @@ def write_condition(
     dataset: str = "simulated", protocol: str = "loso_speaker",
     budget: Budget = PRESETS["smoke"], options: Mapping[str, Any] | None = None,
     seeds: Sequence[int] | None = None, created: str = "2026-01-01T00:00:00+00:00",
+    extra: Mapping[str, Any] | None = None,
 ) -> list[str]:
-    """Store one run per (fold, seed) of ``predictions``; returns their run ids."""
+    """Store one run per (fold, seed) of ``predictions``; returns their run ids. ``extra`` is
+    merged into every record (and into the run ids): other versions, usage, tuned options..."""
     options = dict(options or {})
     seeds = list(seeds if seeds is not None else range(predictions.shape[0]))
     k = len(corpus.labels)
@@ -121,8 +123,8 @@ def write_condition(
             spec = {"upstream": upstream, "method": method, "dataset": dataset,
                     "protocol": protocol, "fold": str(fold), "seed": int(seed),
                     "budget": budget.name, "options": options, "dataset_options": {}}
-            run_id = hashlib.sha256(json.dumps([spec, budget.signature()], sort_keys=True)
-                                    .encode()).hexdigest()[:16]
+            ident = [spec, budget.signature(), *([extra] if extra else [])]
+            run_id = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
             y, p = corpus.y_true[idx], predictions[s_i, idx]
             scores = np.full((idx.size, k), 0.1 / (k - 1))
             scores[np.arange(idx.size), p] = 0.9
@@ -136,6 +138,7 @@ def write_condition(
                 "metrics": compute_metrics(y, p, corpus.labels), "labels": list(corpus.labels),
                 "test_hash": test_set_hash(corpus.keys[idx].tolist()), "n_test": int(idx.size),
                 "environment": {"serbench": __version__, "simulated": True}, "created": created,
+                **(extra or {}),
             }
             store.write(record, preds)
             ids.append(run_id)
@@ -168,11 +171,12 @@ DESIGNS = (Design("emodb-like", 10, 50, None), Design("iemocap-like", 10, 60, 5)
 
 def verdict_p(
     design: Design, shift: float, model_sd: float, n_seeds: int, n_sims: int, seed: int = 0,
-    n_boot: int = 200, metric: str = "uar",
+    n_boot: int = 200, metric: str = "uar", models: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The verdict's p-values (paired speaker bootstrap with model variance, B against A) and
-    the true... planted ΔUAR estimates of ``n_sims`` simulated pairs of conditions, system B's
-    skill being A's plus ``shift``. NaN p: no verdict possible."""
+    """The verdict's p-values (paired speaker bootstrap with model variance, B against A) and the
+    estimated Δ of ``n_sims`` simulated pairs of conditions, system B's skill being A's plus
+    ``shift``. NaN p: no verdict possible. ``models=False`` leaves the models' variance out (the
+    speaker bootstrap alone, for contrast)."""
     from .stats import paired_bootstrap
 
     ps, deltas = np.empty(n_sims), np.empty(n_sims)
@@ -182,6 +186,9 @@ def verdict_p(
         a, b = (pooled(corpus, simulate_predictions(corpus, skill, n_seeds, rng,
                                                     model_sd=model_sd))
                 for skill in (0.5, 0.5 + shift))
+        if not models:  # no model variance: drop the trained models from the pooled rows
+            a, b = (replace(x, model_conf=x.model_conf[:0], model_fold=x.model_fold[:0])
+                    for x in (a, b))
         r = paired_bootstrap(b, a, metric, n_boot=n_boot, seed=i, test_id="")
         ps[i], deltas[i] = r.p, r.delta
     return ps, deltas

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from serbench import __version__
+from serbench.budgets import PRESETS
 from serbench.cli import main
 from serbench.metrics import compute_metrics
 from serbench.simulate import make_corpus, simulate_predictions, write_condition
@@ -263,3 +264,93 @@ def test_html_page_has_every_table_signature_and_relative_run_links(fixed: Path,
     links = re.findall(r'href="(runs/[0-9a-f]{16}/run\.json)"', html)
     assert len(links) == 35 and all((fixed / link).is_file() for link in links)
     assert '<tr class="best">' in html and 'title="not significantly worse than the best"' in html
+
+
+def _corpus_and_store(tmp_path: Path) -> tuple:
+    rng = np.random.default_rng(3)
+    return rng, make_corpus(rng, n_speakers=4, per_speaker=12), Store(tmp_path / "r")
+
+
+def _budget(**extra: object) -> dict:
+    from dataclasses import asdict
+
+    smoke = PRESETS["smoke"]
+    return {"budget": {**asdict(smoke), "signature": smoke.signature(), **extra}}
+
+
+def test_runs_of_two_versions_or_twice_run_cells_are_never_pooled(tmp_path: Path, capsys) -> None:
+    from dataclasses import replace
+
+    rng, corpus, store = _corpus_and_store(tmp_path)
+    pred = simulate_predictions(corpus, 1.0, 2, rng)
+    write_condition(store, corpus, pred, "mlp", "fbank", created="2026-01-01T00:00:00+00:00",
+                    extra={"environment": {"serbench": "0.1.0", "plugins": {"base": "1.0"}}})
+    write_condition(store, corpus, pred[:1], "mlp", "fbank", created="2026-02-01T00:00:00+00:00",
+                    extra={"environment": {"serbench": "0.1.0", "plugins": {"base": "1.1"}}})
+    _, out, _ = _run(capsys, "leaderboard", "--results", str(store.root), "--format", "json")
+    (row,) = json.loads(out)
+    assert (row["runs"], row["seeds"]) == (4, 1)  # only the newest version's 4 runs
+    _, md, _ = _run(capsys, "leaderboard", "--results", str(store.root))
+    assert ("mlp/fbank: its runs come from different versions; kept the 4 run(s) of plugin base "
+            "1.1, left out 8 of plugin base 1.0 (never pooled); to keep other ones, delete the "
+            "run folders you do not want or move them to another --results folder.") in md
+    twice = Store(tmp_path / "twice")
+    write_condition(twice, corpus, pred, "mlp", "fbank")
+    write_condition(twice, corpus, pred[:1], "mlp", "fbank", created="2026-03-01T00:00:00+00:00",
+                    budget=replace(PRESETS["smoke"], name="quick"))
+    _, md, _ = _run(capsys, "leaderboard", "--results", str(twice.root))
+    assert ("mlp/fbank: 4 (fold, seed) cell(s) were run more than once (budget names quick, smoke "
+            "share one signature); kept the newest run of each.") in md
+    assert "| **mlp/fbank** |    8 |" in md
+
+
+def test_devices_and_frozen_or_fine_tuned_upstreams_never_share_a_table(tmp_path: Path,
+                                                                        capsys) -> None:
+    rng, corpus, store = _corpus_and_store(tmp_path)
+    for method, device, frozen in (("a", "cpu", True), ("b", "cuda", True), ("c", "cuda", False)):
+        write_condition(store, corpus, simulate_predictions(corpus, 1.0, 2, rng), method, "x",
+                        extra=_budget(device_type=device, frozen_upstream=frozen))
+    _, md, _ = _run(capsys, "leaderboard", "--results", str(store.root))
+    titles = [line for line in md.splitlines() if line.startswith("### ")]
+    assert titles == [
+        "### simulated / loso_speaker · budget smoke · cpu · frozen upstream · SMOKE TEST (a few "
+        "steps: not a result)",
+        "### simulated / loso_speaker · budget smoke · cuda · fine-tuned upstream · SMOKE TEST (a "
+        "few steps: not a result)",
+        "### simulated / loso_speaker · budget smoke · cuda · frozen upstream · SMOKE TEST (a few "
+        "steps: not a result)"]
+    code, _, err = _run(capsys, "compare", "a/x", "b/x", "--results", str(store.root))
+    assert code == 2 and err == (
+        "serbench: error: a/x ran with cpu, frozen upstream, SMOKE TEST (a few steps: not a "
+        "result) and b/x with cuda, frozen upstream, SMOKE TEST (a few steps: not a result) on "
+        "simulated: they are not compared; run both on one device type with the upstream frozen "
+        "(or fine-tuned) in both\n")
+
+
+def test_what_was_tuned_steps_and_modality_are_shown_and_tuning_differently_is_not_tested(
+    tmp_path: Path, capsys
+) -> None:
+    rng, corpus, store = _corpus_and_store(tmp_path)
+    usage = {"steps": 40, "stopped_by": "max_steps"}
+    for method, skill, extra in (
+            ("emo_clap", 2.0, {"tuned": ["lr"], "usage": usage}),
+            ("sl_gemo", 0.0, {"tuned": ["alpha_e"], "usage": usage}),
+            ("contrastive_reg", 0.0, {"tuned": ["lr"], "modality": "audio+text",
+                                      "transductive": True,
+                                      "usage": {"steps": 31, "stopped_by": "max_device_seconds"}})):
+        write_condition(store, corpus, simulate_predictions(corpus, skill, 2, rng), method, "w",
+                        extra=extra)
+    _, out, _ = _run(capsys, "leaderboard", "--results", str(store.root), "--format", "json")
+    rows = {r["method"]: r for r in json.loads(out)}
+    assert rows["emo_clap"]["best"] and rows["sl_gemo"]["vs_best"]["p_bootstrap"] is None
+    assert rows["sl_gemo"]["not_worse_than_best"] is None
+    assert rows["contrastive_reg"]["vs_best"]["p_bootstrap"] is not None
+    assert (rows["contrastive_reg"]["steps_min"], rows["contrastive_reg"]["tuned"],
+            rows["contrastive_reg"]["modality"]) == (31, ["lr"], "audio+text")
+    _, md, _ = _run(capsys, "leaderboard", "--results", str(store.root))
+    assert ("No significance mark between conditions that tuned different options: "
+            "emo_clap/w (lr), sl_gemo/w (alpha_e), contrastive_reg/w (lr).") in md
+    line = next(x for x in md.splitlines() if x.startswith("| contrastive_reg/w"))
+    assert line.startswith("| contrastive_reg/w · transductive · audio+text")
+    assert "| 31 (max_device_seconds) | lr " in line
+    assert "| 40 (max_steps)          | alpha_e |" in md
