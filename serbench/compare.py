@@ -107,6 +107,7 @@ def compare(
     out = {
         "a": sa, "b": sb, "dataset": table.dataset, "protocol": table.protocol,
         "budget": table.budget, "budget_signature": table.budget_signature,
+        "setup": table.setup(),
         "delta_uar": result["delta"], "delta_uar_ci": result["delta_ci"],
         "p_bootstrap": result["p_bootstrap"], "p_mcnemar": result["p_mcnemar"],
         "p_wilcoxon": result["p_wilcoxon"], "significant": bool(significant),
@@ -173,7 +174,8 @@ def to_text(r: dict[str, Any]) -> str:
              pct(s["macro_f1"]), steps_text(s), ", ".join(s["tuned"]) or "–"]
             for s in (r["a"], r["b"])]
     size = f"{plural(r['test_utterances'], 'test utterance')}, {plural(r['speakers'], 'speaker')}"
-    lines = [f"{r['dataset']} / {r['protocol']} · budget {r['budget']} · {size}", "",
+    setup = "".join(f" · {x}" for x in r["setup"])
+    lines = [f"{r['dataset']} / {r['protocol']} · budget {r['budget']}{setup} · {size}", "",
              tabulate(rows, headers=["condition", "runs", "UAR % pooled [95 % CI]",
                                      "UAR % runs (mean ± std)", "WAR % pooled",
                                      "macro-F1 % pooled", "steps (stopped by)", "tuned"],

@@ -203,3 +203,29 @@ def test_a_condition_has_the_same_ci_in_compare_and_in_the_leaderboard(results: 
     for side in ("a", "b"):
         row = rows[r[side]["condition"]]
         assert row["uar_ci"] == r[side]["uar_ci"] and row["uar"] == r[side]["uar"]
+
+
+def test_five_folds_say_wilcoxon_cannot_reach_alpha_and_mcnemar_is_descriptive(
+    tmp_path: Path, capsys
+) -> None:
+    """IEMOCAP-like: 5 folds of 2 speakers, 3 seeds. The exact Wilcoxon over 5 folds cannot give
+    p < 0.0625, so no p is printed for it; McNemar is shown, but outside the verdict."""
+    rng = np.random.default_rng(8)
+    corpus = make_corpus(rng, n_speakers=10, per_speaker=30, n_folds=5)
+    store = Store(tmp_path / "r")
+    for method, skill in (("a", 1.5), ("b", 0.0)):
+        write_condition(store, corpus, simulate_predictions(corpus, skill, 3, rng, model_sd=0.15),
+                        method, "x", protocol="loso_session")
+    code, out, _ = _compare(capsys, "a/x", "b/x", "--results", str(tmp_path / "r"), "--json")
+    r = json.loads(out)
+    assert code == 0 and r["significant"] is True and r["p_wilcoxon"] is None
+    assert r["wilcoxon_note"] == ("5 folds: the exact test cannot reach p < 0.05 (its smallest p "
+                                  "is 0.0625)")
+    assert r["p_mcnemar"] < 0.001 and 4 <= r["df"] <= 9
+    _, text, _ = _compare(capsys, "a/x", "b/x", "--results", str(tmp_path / "r"))
+    assert "McNemar exact (descriptive)" in text
+    line = next(x for x in text.splitlines() if x.startswith("Wilcoxon signed-rank"))
+    assert line.split()[2:] == "5 folds: the exact test cannot reach p < 0.05 (its smallest p is " \
+        "0.0625) –".split()
+    assert text.startswith("simulated / loso_session · budget smoke · SMOKE TEST (a few steps: "
+                           "not a result) · 300 test utterances, 10 speakers\n")

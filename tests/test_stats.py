@@ -12,10 +12,13 @@ from serbench.metrics import compute_metrics, metric_from_confusion
 from serbench.simulate import Corpus, make_corpus, pooled, simulate_predictions
 from serbench.stats import (
     Pooled,
+    Spread,
     bootstrap_weights,
     holm,
     mcnemar_exact,
     mcnemar_pooled,
+    metric_gradient,
+    model_spread,
     paired_bootstrap,
     percentile_ci,
     pool,
@@ -253,3 +256,42 @@ def test_condition_ci_covers_the_true_uar_about_95_percent_of_the_time() -> None
         lo, hi = percentile_ci(replicate_metric(pooled.speaker_confusions(), w, "uar"), 10)
         covered.append(lo <= truth <= hi)
     assert 0.91 <= np.mean(covered) <= 0.99
+
+
+# --------------------------------------------------------------------------- model variance
+
+
+@pytest.mark.parametrize("metric", ["uar", "war", "macro_f1"])
+def test_metric_gradient_matches_finite_differences(metric: str) -> None:
+    conf = np.array([[8.0, 1, 1], [2, 5, 3], [0, 2, 9]])
+    g = metric_gradient(conf, metric)
+    h = 1e-6
+    for i in range(3):
+        for j in range(3):
+            up, down = conf.copy(), conf.copy()
+            up[i, j] += h
+            down[i, j] -= h
+            num = metric_from_confusion(up, metric) - metric_from_confusion(down, metric)
+            assert g[i, j] == pytest.approx(num / (2 * h), abs=1e-6)
+
+
+def test_model_spread_is_zero_under_loso_and_needs_two_seeds_when_speakers_share_a_model() -> None:
+    rng = np.random.default_rng(0)
+    loso = make_corpus(rng, n_speakers=6, per_speaker=20)
+    assert model_spread(pooled(loso, simulate_predictions(loso, 0.5, 3, rng)), "uar") == Spread()
+    shared = make_corpus(rng, n_speakers=6, per_speaker=20, n_folds=2)
+    assert model_spread(pooled(shared, simulate_predictions(shared, 0.5, 1, rng)), "uar") == \
+        Spread(missing="1 seed per fold with 3 test speakers sharing each trained model")
+    # a large per-model shift shows up as covariance between the speakers of one fold
+    spread = model_spread(pooled(shared, simulate_predictions(shared, 0.5, 4, rng, model_sd=1.0)),
+                          "uar")
+    assert spread.var > 0 and spread.df_terms > 0 and spread.missing is None
+
+
+def test_wilcoxon_smallest_p_says_when_alpha_is_out_of_reach() -> None:
+    five = wilcoxon_matched({(str(f), "0"): 0.6 for f in range(5)},
+                            {(str(f), "0"): 0.5 for f in range(5)})
+    assert (five.pairs, five.p, five.smallest_p) == (5, pytest.approx(0.0625), 0.0625)
+    six = wilcoxon_matched({(str(f), "0"): 0.6 for f in range(6)},
+                           {(str(f), "0"): 0.5 for f in range(6)})
+    assert six.smallest_p == 0.03125 == pytest.approx(six.p)
