@@ -9,6 +9,7 @@ within α plus two binomial standard errors, and still find a real difference.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -127,12 +128,19 @@ def test_compare_end_to_end_on_one_split_shared_by_60_speakers(tmp_path: Path, c
         write_condition(lone, corpus, p[:1], method, "wavlm", protocol="official")
     one = _compare_json(tmp_path / "one", capsys)
     assert one["significant"] is False and one["p_bootstrap"] is None
+    assert one["a"]["uar_ci"] == [None, None]  # no interval that leaves the models out
     assert one["verdict"].endswith(
         "which cannot be tested: 1 seed per fold with 60 test speakers sharing each trained model: "
         "run --seeds 3 for a verdict.")
     assert main(["compare", "b/wavlm", "a/wavlm", "--results", str(tmp_path / "one")]) == 0
     text = capsys.readouterr().out
     assert "no test: 1 seed per fold with 60 test speakers sharing each trained model" in text
+    assert main(["leaderboard", "--results", str(tmp_path / "one")]) == 0
+    board = capsys.readouterr().out
+    row = next(x for x in board.splitlines() if x.startswith("| b/wavlm"))
+    assert re.fullmatch(r"\d+\.\d –", row.split("|")[3].strip())  # pooled UAR, no CI
+    assert ("–: no CI where one seed per fold was run on folds of several test speakers (the "
+            "trained models' variance cannot be estimated: run --seeds 3).") in board
 
 
 def _speakers_only_p(corpus, preds: list[np.ndarray]) -> float:

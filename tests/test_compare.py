@@ -229,3 +229,18 @@ def test_five_folds_say_wilcoxon_cannot_reach_alpha_and_mcnemar_is_descriptive(
         "0.0625) –".split()
     assert text.startswith("simulated / loso_session · budget smoke · SMOKE TEST (a few steps: "
                            "not a result) · 300 test utterances, 10 speakers\n")
+
+
+def test_conditions_that_tuned_different_options_get_no_verdict(tmp_path: Path, capsys) -> None:
+    rng = np.random.default_rng(2)
+    corpus = make_corpus(rng, n_speakers=6, per_speaker=20)
+    store = Store(tmp_path / "r")
+    for method, tuned in (("emo_clap", ["lr"]), ("sl_gemo", ["alpha_e"])):
+        write_condition(store, corpus, simulate_predictions(corpus, 1.0, 2, rng), method, "w",
+                        extra={"tuned": tuned})
+    code, out, _ = _compare(capsys, "emo_clap/w", "sl_gemo/w", "--results", str(store.root),
+                            "--json")
+    r = json.loads(out)
+    assert code == 0 and r["p_bootstrap"] is None and r["significant"] is False
+    assert r["verdict"].endswith("which cannot be tested: they tuned different options "
+                                 "(emo_clap/w: lr; sl_gemo/w: alpha_e): tune the same ones.")
