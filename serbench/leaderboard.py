@@ -390,8 +390,8 @@ def legend(board: Board) -> list[str]:
     elif len(board.rows) > 1:
         k = board.n_pairs
         lines.append(f"**bold**: best pooled {name}; {MARK}: not significantly worse than the best "
-                     f"(paired speaker bootstrap with model variance, Holm over all {k} tested "
-                     f"pair{'s' if k != 1 else ''}, alpha {board.alpha:g}). {pooled}")
+                     f"(paired speaker bootstrap with model variance, Holm over all the table's "
+                     f"pairs: {plural(k, 'tested pair')}, alpha {board.alpha:g}). {pooled}")
     else:
         lines.append(pooled)
     if any(r.get("ci_missing") for r in board.rows):
