@@ -362,17 +362,18 @@ def run_facts(record: Mapping[str, Any]) -> dict[str, Any]:
 
 def one_cell_each(cond: Condition) -> None:
     """Keep one version's runs (the newest) and one run per (fold, seed); say what was left out."""
+    # a plugin installed or removed between runs did not make the runs that lack it
+    shared = set.intersection(*({k for k, _ in r["versions"]} for r in cond.runs))
     by_version: dict[tuple, list[dict[str, Any]]] = {}
     for r in cond.runs:
-        by_version.setdefault(r["versions"], []).append(r)
+        by_version.setdefault(tuple(x for x in r["versions"] if x[0] in shared), []).append(r)
     if len(by_version) > 1:
         newest = max(by_version, key=lambda v: max(str(r["created"]) for r in by_version[v]))
-        differ = {k for v in by_version for k, x in v if dict(newest).get(k) != x}
-        differ |= {k for k, x in newest if any(dict(v).get(k) != x for v in by_version)}
+        differ = {k for v in by_version for k, x in v if dict(newest)[k] != x}
 
         def text(v: tuple) -> str:
             d = dict(v)
-            return ", ".join(f"{k} {d.get(k, 'absent')}" for k in sorted(differ))
+            return ", ".join(f"{k} {d[k]}" for k in sorted(differ))
 
         old = [v for v in by_version if v != newest]
         left = sum(len(by_version[v]) for v in old)

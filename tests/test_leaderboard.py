@@ -294,6 +294,15 @@ def test_runs_of_two_versions_or_twice_run_cells_are_never_pooled(tmp_path: Path
     assert ("mlp/fbank: its runs come from different versions; kept the 4 run(s) of plugin base "
             "1.1, left out 8 of plugin base 1.0 (never pooled); to keep other ones, delete the "
             "run folders you do not want or move them to another --results folder.") in md
+    # a plugin installed between the runs did not make the runs that lack it: pooled, no note
+    grown = Store(tmp_path / "grown")
+    write_condition(grown, corpus, pred[:1], "mlp", "fbank",
+                    extra={"environment": {"serbench": "0.1.0", "plugins": {"base": "1.0"}}})
+    write_condition(grown, corpus, pred[1:], "mlp", "fbank", seeds=[1],
+                    extra={"environment": {"serbench": "0.1.0",
+                                           "plugins": {"base": "1.0", "other": "2.0"}}})
+    _, md, _ = _run(capsys, "leaderboard", "--results", str(grown.root))
+    assert "| **mlp/fbank** |    8 |" in md and "different versions" not in md
     twice = Store(tmp_path / "twice")
     write_condition(twice, corpus, pred, "mlp", "fbank")
     write_condition(twice, corpus, pred[:1], "mlp", "fbank", created="2026-03-01T00:00:00+00:00",
