@@ -186,7 +186,10 @@ def model_spread(p: Pooled, metric: str) -> Spread:
     the pooled metric is the mean over its ``R`` seeds of ``T[m] = Σ_s y[m, s]``; given the
     speakers, its variance is ``var(T) / R``, of which the bootstrap already sees
     ``Σ_s var(y[·, s]) / R``. The difference is the cross-speaker covariance (zero in expectation
-    when models do not matter, and exactly zero with one speaker per fold, as under LOSO).
+    when models do not matter, and exactly zero with one speaker per fold, as under LOSO). Its
+    degrees of freedom are counted from the whole between-seed variance ``var(T) / R`` (R − 1 of
+    them): counting them from the difference alone called a small estimate precise, and the CIs
+    of one 60-speaker split then covered 91 % instead of 93 %.
     """
     y = np.einsum("mskj,kj->ms", p.model_conf, metric_gradient(p.confusion(), metric))
     seen = p.model_conf.sum(axis=(2, 3)) > 0
@@ -201,8 +204,9 @@ def model_spread(p: Pooled, metric: str) -> Spread:
             return Spread(missing=f"1 seed per fold with {int(speakers.sum())} test speakers "
                                   "sharing each trained model")
         yf = y[ms][:, speakers]
-        cross = (np.var(yf.sum(axis=1), ddof=1) - np.var(yf, axis=0, ddof=1).sum()) / n_seeds
-        out = out + Spread(cross, cross**2 / (n_seeds - 1))
+        between = np.var(yf.sum(axis=1), ddof=1) / n_seeds
+        cross = between - np.var(yf, axis=0, ddof=1).sum() / n_seeds
+        out = out + Spread(cross, between**2 / (n_seeds - 1))
     return out
 
 
@@ -247,20 +251,24 @@ def percentile_ci(
     estimate: float | None = None,
 ) -> tuple[float, float]:
     """Expanded percentile interval (Hesterberg 2015): with few speakers the plain percentile
-    interval is too narrow, so its tail share is taken at ``Φ(−sqrt(n/(n−1)) · t_df)``. The
-    models' variance (``spread``) widens it about ``estimate`` by ``sqrt(total / bootstrap)``,
-    with Satterthwaite's ``df``; when it cannot be estimated there is no interval."""
+    interval is too narrow, so its tail share is taken at ``Φ(−sqrt(n/(n−1)) · t_{n−1})``. The
+    models' variance (``spread``) widens it about ``estimate`` to ``t_df · SE_total`` (``df`` by
+    Satterthwaite; scaling, rather than reading further-out percentiles, because a few degrees of
+    freedom would ask for tails the replicates do not reach); when it cannot be estimated there
+    is no interval."""
     from scipy.stats import norm, t
 
     finite = samples[np.isfinite(samples)]
     if finite.size < 2 or n_clusters < 2 or spread.missing:
         return (float("nan"), float("nan"))
+    q = (1 + level) / 2
+    tail = norm.cdf(-_widen(n_clusters) * t.ppf(q, n_clusters - 1))
+    lo, hi = np.quantile(finite, [tail, 1 - tail])
     boot_var = _widen(n_clusters) ** 2 * float(np.var(finite, ddof=1))
     total, df = _total(boot_var, n_clusters, spread)
-    tail = norm.cdf(-_widen(n_clusters) * t.ppf((1 + level) / 2, df))
-    lo, hi = np.quantile(finite, [tail, 1 - tail])
     if total > boot_var > 0 and estimate is not None:
-        k = np.sqrt(total / boot_var)
+        # widen about the estimate to t_df·SE_total; the replicates keep the interval's shape
+        k = t.ppf(q, df) * np.sqrt(total) / (t.ppf(q, n_clusters - 1) * np.sqrt(boot_var))
         lo, hi = estimate + k * (lo - estimate), estimate + k * (hi - estimate)
     return (float(lo), float(hi))
 

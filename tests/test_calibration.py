@@ -151,3 +151,25 @@ def _speakers_only_p(corpus, preds: list[np.ndarray]) -> float:
     d = (replicate_metric(b.speaker_confusions(), w, "uar")
          - replicate_metric(a.speaker_confusions(), w, "uar"))
     return paired_delta(b.metric("uar") - a.metric("uar"), d, n).p
+
+
+def test_a_condition_ci_covers_the_true_uar_when_models_are_shared() -> None:
+    """One 60-speaker split, 3 seeds, model SD 0.3: the true UAR is P(right) = E[sigmoid(skill
+    + Z)], Z the simulation's summed normal noise (speaker 0.6, utterance 1, system 0.5, model
+    0.3, seed 0.5). The speaker bootstrap alone covered it in 62 % of simulations; with the models'
+    variance about 93 % (3 seeds leave the model term only 2 degrees of freedom)."""
+    from serbench.stats import model_spread, percentile_ci
+
+    skill, sd = 0.5, np.sqrt(0.6**2 + 1 + 0.5**2 + 0.3**2 + 0.5**2)
+    z = np.random.default_rng(0).normal(0, sd, 2_000_000)
+    truth = float(np.mean(1 / (1 + np.exp(-(skill + z)))))
+    covered = []
+    for i in range(300):
+        rng = np.random.default_rng([7, i])
+        corpus = make_corpus(rng, 60, 20, 1)
+        p = pooled(corpus, simulate_predictions(corpus, skill, 3, rng, model_sd=0.3))
+        w = bootstrap_weights(60, 400, rng_for(i, ""))
+        lo, hi = percentile_ci(replicate_metric(p.speaker_confusions(), w, "uar"), 60,
+                               spread=model_spread(p, "uar"), estimate=p.metric("uar"))
+        covered.append(lo <= truth <= hi)
+    assert 0.90 <= np.mean(covered) <= 1.0
