@@ -17,22 +17,31 @@ it (the bootstrap is paired) and a condition's CI does not depend on what else i
 A condition's 95 % CI is the *expanded* percentile interval of its replicates (Hesterberg 2015),
 which widens the plain one for the few speakers SER corpora have.
 
+**Trained models.** Speakers tested by one trained model (the speakers of one fold, for each
+seed) are not independent: a luckily good model is good on all of them, which the speaker
+bootstrap cannot see. :func:`model_spread` estimates that covariance from the seeds of each fold
+and adds it to the bootstrap's variance (zero under LOSO, one speaker per fold). With one seed on
+a fold of several speakers it cannot be estimated: no p-value and no CI are given then.
+
 **Paired tests** of two conditions A and B on the same test utterances:
 
-- bootstrap ΔUAR: ``Δ̂ / SE*`` with ``SE*`` the standard deviation of ``metric(A) − metric(B)``
-  over shared replicates, referred to Student's t with (speakers − 1) degrees of freedom and the
-  ``sqrt(n / (n − 1))`` widening; the CI is ``Δ̂ ± t · SE*``, so p < α exactly when it excludes 0.
-  (The plain percentile interval is too narrow with the 10 speakers of EmoDB or IEMOCAP: in
-  simulation it rejected a true null 9–15 % of the time at α = 0.05; this form stays near 5 %.)
+- bootstrap ΔUAR: ``Δ̂ / SE`` with ``SE²`` the variance of ``metric(A) − metric(B)`` over shared
+  replicates (with the ``n / (n − 1)`` widening) plus both conditions' model terms, referred to
+  Student's t with Satterthwaite's degrees of freedom; the CI is ``Δ̂ ± t · SE``, so p < α exactly
+  when it excludes 0. This test decides verdicts and marks. (The plain percentile interval is too
+  narrow with the 10 speakers of EmoDB or IEMOCAP: in simulation it rejected a true null 9–15 %
+  of the time at α = 0.05; this form stays near 5 %.)
 - McNemar's exact test on per-utterance correctness, an utterance counting as correct when more
   than half of its seeds got it right (seeds of one system are not independent trials, so they
-  are not counted as separate pairs; exactly half counts as wrong, for both systems alike);
+  are not counted as separate pairs; exactly half counts as wrong, for both systems alike). It
+  treats utterances as independent, so it is shown as descriptive only, never in a verdict;
 - Wilcoxon signed-rank over the runs matched by (fold, seed), exact (ties included) up to 50
   pairs. The seeds of one fold share its test speakers, so they are not independent pairs: each
   fold's matched seeds are averaged and the folds are paired (with seeds as pairs, a true null
   was rejected 9.5 % of the time at α = 0.05 in simulation). With a single fold (an official
-  split) the seeds are paired, and the test then speaks only to training-seed variation;
-- Holm's step-down correction over every pair a table marks.
+  split) the seeds are paired, and the test then speaks only to training-seed variation. With
+  ``n`` pairs its smallest p is ``2 / 2^n`` (:attr:`Wilcoxon.smallest_p`): 0.0625 for 5 folds;
+- Holm's step-down correction over every pair of a table (:func:`holm`).
 """
 
 from __future__ import annotations
