@@ -7,9 +7,11 @@ The four stages, each metered against its share of one budget (``METHODS.md``):
 2. ``cluster``: before its steps, k-means (k-means++ init, seeded, in torch) at every K of
    ``k_values`` on ``cluster_frames`` (50,000) frames of layer ``cluster_layer`` of the stage-1
    model, drawn uniformly from every frame of every training utterance in one pass over the
-   training set (all of them when there are fewer: EmoDB's ~430 training files hold ~50,000
-   frames at 50 Hz). Lloyd iterations run until at most 0.1 % of the points change cluster, at
-   most ``kmeans_iters``, or until the stage's share of the device seconds is spent; the run
+   training set (all of them when there are fewer: the 428 training files of an EmoDB LOSO
+   fold hold 117,113 fbank frames at 100 Hz, about half as many at an SSL model's 50 Hz; every
+   one of them and all 8 training speakers are in the 50,000). Lloyd iterations run until at
+   most 0.1 % of the points change cluster, at most ``kmeans_iters``, or until the stage's
+   share of the device seconds is spent; the run
    records per K the inertia, iterations and whether it converged (``method_info.kmeans``), and
    how many frames, utterances and speakers the sample holds. A frozen copy of the stage-1 model
    then gives each frame its pseudo-label per scale (its nearest centroid) whenever a batch is
