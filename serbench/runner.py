@@ -428,6 +428,8 @@ def execute_run(plan: Plan, run: PlannedRun, device: Any, quiet: bool = True,
         "n_test": len(splits["test"]),
         "skipped_audio": skipped,
         "upstream_revision": revision,
+        # what the method reports of its own fit (e.g. GMP-TL's k-means): a JSON-able dict
+        "method_info": dict(getattr(model, "run_info", None) or {}),
         "feature_seconds": round(feature_seconds, 3),
         "environment": environment(device, plan.components),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

@@ -152,6 +152,17 @@ class MeteredData:
             taken += 1
             yield batch
 
+    def batches(self, split: str) -> Iterator[Batch]:
+        """Every batch of ``split`` (``train`` or ``dev``, never ``test``) once, in evaluation
+        order, while time remains: for a preparation that needs a whole split, such as a convex
+        fit that picks its regularisation on dev."""
+        if split not in ("train", "dev"):
+            raise ValueError(f"a preparation step reads train or dev, not {split!r}")
+        for batch in self._feed.evaluate(split):
+            if self._clock.used >= self._clock.limit:
+                raise BudgetExhausted("max_device_seconds")
+            yield batch
+
 
 def _peak_memory_mb(device: Any) -> float:
     if getattr(device, "type", "cpu") == "cuda":

@@ -45,16 +45,79 @@ def test_bce_discriminator_equals_the_hand_computation() -> None:
     assert got.item() == pytest.approx(-1.42488, abs=1e-4)
 
 
-def test_mine_and_infonce_equal_the_hand_computation() -> None:
-    mine = (0.5 + 2.0 - 0.5) / 3 - math.log((math.exp(0) + math.exp(0) + math.exp(1)) / 3)
-    assert estimators.mine(dot, A, T, NEG).item() == pytest.approx(mine, rel=1e-6)
-    # InfoNCE: row i against its own text and the texts of other emotions only
+def test_mine_is_the_dv_bound_with_a_moving_average_in_its_gradient() -> None:
+    # batch 1: negatives a_i·t_{n(i)} = 0, 0, 1; batch 2 (audio doubled): 0, 0, 2
+    m1, m2 = (2 + math.e) / 3, (2 + math.e**2) / 3
+    average = estimators.MovingAverage(0.01)
+    first = estimators.mine(dot, A, T, NEG, average)
+    assert first.item() == pytest.approx((0.5 + 2.0 - 0.5) / 3 - math.log(m1), rel=1e-6)
+    assert average.log_value.item() == pytest.approx(math.log(m1), rel=1e-6)
+    audio = (2 * A).requires_grad_(True)
+    second = estimators.mine(dot, audio, T, NEG, average)
+    # float32: the value passes through (value - corrected) + corrected
+    assert second.item() == pytest.approx((1.0 + 4.0 - 1.0) / 3 - math.log(m2), abs=1e-6)
+    ema = 0.99 * m1 + 0.01 * m2
+    assert average.log_value.item() == pytest.approx(math.log(ema), rel=1e-6)
+    second.backward()
+    # ∂/∂a_i = t_i / 3 − exp(a_i·t_{n(i)}) t_{n(i)} / (3 · EMA): the EMA, not the batch's m2
+    by_hand = torch.tensor([[0.5 / 3, -1 / (3 * ema)],
+                            [-0.5 / (3 * ema), 1 / 3],
+                            [-1 / 3, 0.5 / 3 - math.e**2 / (3 * ema)]])
+    torch.testing.assert_close(audio.grad, by_hand)
+    # rate 1 keeps only the batch: the plain gradient of the bound, which differs
+    plain = (2 * A).requires_grad_(True)
+    estimators.mine(dot, plain, T, NEG, estimators.MovingAverage(1.0)).backward()
+    uncorrected = torch.tensor([[0.5 / 3, -1 / (3 * m2)], [-0.5 / (3 * m2), 1 / 3],
+                                      [-1 / 3, 0.5 / 3 - math.e**2 / (3 * m2)]])
+    torch.testing.assert_close(plain.grad, uncorrected)
+    assert not torch.allclose(plain.grad, audio.grad)
+
+
+def test_infonce_equals_the_published_bound_by_hand() -> None:
     # scores a_i·t_j: row0 [0.5, 0, -1], row1 [0, 2, 1], row2 [0.5, 1, -0.5]
-    row0 = 0.5 - math.log(math.exp(0.5) + math.exp(0.0))  # t2 is the same emotion: left out
-    row1 = 2.0 - math.log(math.exp(0.0) + math.exp(2.0) + math.exp(1.0))
-    row2 = -0.5 - math.log(math.exp(1.0) + math.exp(-0.5))  # t0 left out
-    got = estimators.infonce(dot, A, T, LABELS)
-    assert got.item() == pytest.approx((row0 + row1 + row2) / 3, rel=1e-6)
+    scores = A @ T.T
+    rows = [0.5 - math.log(math.exp(0.5) + math.exp(0.0) + math.exp(-1.0)),
+            2.0 - math.log(math.exp(0.0) + math.exp(2.0) + math.exp(1.0)),
+            -0.5 - math.log(math.exp(0.5) + math.exp(1.0) + math.exp(-0.5))]
+    got = estimators.infonce(scores)
+    assert got.item() == pytest.approx(math.log(3) + sum(rows) / 3, rel=1e-6)
+    assert got.item() == pytest.approx(0.05999, abs=1e-4)
+    # other_emotions: texts of the same emotion (0 and 2) leave each other's rows
+    rows = [math.log(2) + 0.5 - math.log(math.exp(0.5) + math.exp(0.0)),
+            math.log(3) + 2.0 - math.log(math.exp(0.0) + math.exp(2.0) + math.exp(1.0)),
+            math.log(2) - 0.5 - math.log(math.exp(1.0) + math.exp(-0.5))]
+    allowed = LABELS[:, None] != LABELS[None, :]
+    assert estimators.infonce(scores, allowed).item() == pytest.approx(sum(rows) / 3, abs=1e-6)
+
+
+def test_the_model_uses_the_published_estimators_by_default() -> None:
+    fbank = collect().upstreams.get("fbank")
+    defaults = collect().methods.get("contrastive_reg").defaults
+    assert (defaults["mine_ema_rate"], defaults["infonce_negatives"]) == (0.01, "all")
+    model = ContrastiveReg(_context(fbank, estimator="infonce"))
+    assert not hasattr(model, "critic_net")  # no joint MLP: the bilinear critic a W tᵀ
+    with torch.no_grad():
+        model.bilinear.weight.copy_(torch.eye(32))
+    audio, text = torch.zeros(3, 32), torch.zeros(3, 32)
+    audio[:, :2], text[:, :2] = A, T
+    estimate = model.estimate(audio, text, LABELS)
+    assert estimate.item() == pytest.approx(estimators.infonce(A @ T.T).item(), rel=1e-6)
+    with pytest.raises(ConfigError, match=r"option infonce_negatives must be one of all, "
+                                          r"other_emotions, got 'none'"):
+        ContrastiveReg(_context(fbank, estimator="infonce", infonce_negatives="none"))
+    with pytest.raises(ConfigError, match=r"option mine_ema_rate must be in \(0, 1\] \(1: no "
+                                          r"bias correction\), got 0"):
+        ContrastiveReg(_context(fbank, estimator="mine", mine_ema_rate=0))
+
+
+def test_serbench_list_methods_names_the_estimators_forms(capsys: pytest.CaptureFixture[str]
+                                                         ) -> None:
+    from serbench.cli import main
+
+    assert main(["list", "methods"]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines()
+                if x.startswith("contrastive_reg"))
+    assert "mine (EMA bias-corrected), infonce (bilinear critic, all in-batch negatives)" in line
 
 
 def test_negatives_are_never_the_same_emotion_when_the_batch_allows() -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 from serbench_gmptl import losses
-from serbench_gmptl.kmeans import kmeans
+from serbench_gmptl.kmeans import Lloyd, assign
 
 from serbench import Batch, BuildContext, ConfigError
 from serbench.features import cached_features
@@ -153,12 +153,88 @@ def test_kmeans_recovers_separated_clusters_and_rejects_too_few_frames() -> None
     g = torch.Generator().manual_seed(0)
     centres = torch.tensor([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]])
     x = torch.cat([c + 0.1 * torch.randn(50, 2, generator=g) for c in centres])
-    found, labels = kmeans(x, 3, seed=3)
+    run = Lloyd(x, 3, seed=3)
+    while not run.converged:
+        run.step()
+    found, labels = run.centroids, run.labels
     assert sorted(labels.bincount().tolist()) == [50, 50, 50]
     order = found[:, 0] * 2 + found[:, 1]  # (0,0) < (0,10) < (10,0)
     torch.testing.assert_close(found[order.argsort()], centres[[0, 2, 1]], atol=0.1, rtol=0)
     with pytest.raises(ConfigError, match=r"k-means with K=8 needs at least 8 frames, got 5"):
-        kmeans(x[:5], 8, seed=0)
+        Lloyd(x[:5], 8, seed=0)
+
+
+def test_lloyd_iterates_until_at_most_a_thousandth_of_the_points_move() -> None:
+    x = torch.randn(4000, 2, generator=torch.Generator().manual_seed(0))
+    run = Lloyd(x, 16, seed=1)
+    assert not run.converged and run.iterations == 0
+    moved = []
+    while not run.converged:
+        before = run.labels.clone()
+        run.step()
+        moved.append(int((run.labels != before).sum()))
+        assert run.moved == moved[-1] / 4000
+    # every iteration but the last moved more than 4 of the 4,000 points (0.1 %); far more
+    # iterations than the 10 the clustering used to stop at
+    assert all(m > 4 for m in moved[:-1]) and moved[-1] <= 4
+    assert run.iterations == len(moved) == 39
+    # inertia: the squared distances of the points to the centroids they are assigned
+    labels, dists = assign(x, run.centroids)
+    assert torch.equal(labels, run.labels)
+    assert run.inertia == pytest.approx(float(dists.double().sum()), rel=1e-9)
+    assert run.summary() == {"k": 16, "iterations": 39, "inertia": round(run.inertia, 4),
+                             "moved": moved[-1] / 4000, "converged": True}
+
+
+def _train_frames(model, feed: CachedFeed) -> tuple[torch.Tensor, set[str]]:
+    """Every valid frame of the clustered layer over the training split, and its speakers."""
+    frames, speakers = [], set()
+    for batch in OneEpoch(feed).train_batches():
+        x, lengths = model.layer_frames(batch)
+        frames.append(x[torch.arange(x.shape[1])[None, :] < lengths[:, None]])
+        speakers |= set(batch.speakers)
+    return torch.cat(frames), speakers
+
+
+def test_clustering_samples_every_training_utterance_and_records_each_fit(emodb_root: Path
+                                                                          ) -> None:
+    feed, labels, _ = _real_feed(emodb_root)
+    fbank = collect().upstreams.get("fbank")
+    torch.manual_seed(0)
+    model = collect().methods.get("gmp_tl").build(_context(labels, fbank, cluster_frames=300))
+    model.begin_stage("cluster", OneEpoch(feed))
+    every, speakers = _train_frames(model, feed)
+    assert speakers == {"03", "08"} and len(every) == 3485
+    info = model.run_info["kmeans"]
+    # 300 frames drawn from all 3,485: every one of the 20 training files and both speakers
+    # contribute (the first batches holding 4 x 300 frames, as before, were a third of the files)
+    assert {k: info[k] for k in ("layer", "frames", "frames_seen", "utterances",
+                                 "utterances_seen", "speakers", "speakers_seen", "stopped_by")
+            } == {"layer": 1, "frames": 300, "frames_seen": 3485, "utterances": 20,
+                  "utterances_seen": 20, "speakers": 2, "speakers_seen": 2,
+                  "stopped_by": "converged"}
+    assert [s["k"] for s in info["scales"]] == [4, 8, 16]
+    assert all(s["converged"] and s["moved"] <= 0.001 and s["iterations"] >= 2
+               and s["inertia"] > 0 for s in info["scales"])
+
+
+def test_clustering_uses_every_frame_when_fewer_than_asked_and_caps_iterations(
+        emodb_root: Path) -> None:
+    feed, labels, _ = _real_feed(emodb_root)
+    fbank = collect().upstreams.get("fbank")
+    torch.manual_seed(0)
+    model = collect().methods.get("gmp_tl").build(
+        _context(labels, fbank, cluster_frames=10**6, kmeans_iters=2))
+    model.begin_stage("cluster", OneEpoch(feed))
+    every, _ = _train_frames(model, feed)
+    info = model.run_info["kmeans"]
+    assert info["frames"] == info["frames_seen"] == len(every)
+    assert info["stopped_by"] == "kmeans_iters"
+    assert [(s["iterations"], s["converged"]) for s in info["scales"]] == [(2, False)] * 3
+    for scale, centroids in zip(info["scales"], model.centroids(), strict=True):
+        # the recorded inertia is that of the kept centroids over every training frame
+        inertia = float(assign(every, centroids)[1].double().sum())
+        assert scale["inertia"] == pytest.approx(inertia, rel=1e-4)
 
 
 def test_needs_frames_and_gender_before_any_compute(data_root: Path) -> None:

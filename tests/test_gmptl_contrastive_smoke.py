@@ -43,9 +43,19 @@ def test_smoke_runs_appear_on_the_leaderboard_beside_the_probe(
         "k_values": "50,100,200", "cluster_layer": "middle", "gender_weight": 0.5,
         "am_scale": 30.0, "am_margin": 0.2}
     stages = gmp["usage"]["stages"]
+    # the k-means fits are in the record: a sample of every training speaker and file; Lloyd
+    # runs until it converges or the cluster stage's 15 s are spent (then its one step is not)
+    kmeans = gmp["method_info"]["kmeans"]
+    cluster_steps = 0 if kmeans["stopped_by"] == "max_device_seconds" else 1
+    assert kmeans["stopped_by"] in ("converged", "max_device_seconds")
     assert [(s["name"], s["max_steps"], s["steps"]) for s in stages] == [
-        ("multitask", 6, 6), ("cluster", 1, 1), ("frames", 6, 6), ("utterance", 7, 7)]
+        ("multitask", 6, 6), ("cluster", 1, cluster_steps), ("frames", 6, 6), ("utterance", 7, 7)]
     assert sum(s["device_seconds"] for s in stages) <= 300.0
+    assert kmeans["speakers"] == kmeans["speakers_seen"] == 8
+    assert kmeans["utterances_seen"] == gmp["n_train"]
+    assert kmeans["frames"] == min(50000, kmeans["frames_seen"])
+    assert [s["k"] for s in kmeans["scales"]] == [50, 100, 200]
+    assert all(s["iterations"] >= 1 and s["inertia"] > 0 for s in kmeans["scales"])
     pair = sorted((r for r in records if r["spec"]["method"] == "contrastive_reg"),
                   key=lambda r: r["options"]["alpha"])
     assert [r["options"]["alpha"] for r in pair] == [0.0, 0.3]

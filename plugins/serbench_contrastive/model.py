@@ -3,7 +3,7 @@
 ``Fusion`` is the baseline: audio code (pooled upstream → Linear → ReLU) and text code (frozen
 text encoder's sentence embedding → Linear → ReLU), concatenated → dropout → Linear(C).
 ``ContrastiveReg`` adds a critic on (audio code, text code) pairs trained to tell an utterance's
-own transcript from one of a different emotion, with loss ``(1 − α) CE + α (−estimate)``. It
+own transcript from others, with loss ``(1 − α) CE + α (−estimate)``. It
 builds the fusion parts first, draws nothing from the global random stream for the critic, and
 with ``α = 0`` skips the critic entirely, so it is then exactly the baseline.
 """
@@ -21,6 +21,7 @@ from serbench import Batch, BuildContext, ConfigError
 from . import estimators
 
 NAME = "contrastive_reg"
+INFONCE_NEGATIVES = ("all", "other_emotions")
 
 
 class TextEmbeddings:
@@ -92,7 +93,8 @@ class Fusion(nn.Module):
 
 
 class ContrastiveReg(Fusion):
-    """Fusion plus a critic MLP on the concatenated (audio, text) code pair."""
+    """Fusion plus a critic of (audio, text) code pairs: for ``bce`` and ``mine`` an MLP on the
+    concatenated pair, for ``infonce`` the bilinear ``a W tᵀ``."""
 
     def __init__(self, ctx: BuildContext) -> None:
         super().__init__(ctx, NAME)
@@ -104,12 +106,24 @@ class ContrastiveReg(Fusion):
         if self.estimator not in estimators.ESTIMATORS:
             raise ConfigError(f"method {NAME}: option estimator must be one of "
                               f"{', '.join(estimators.ESTIMATORS)}, got {self.estimator!r}")
+        self.negatives = str(o["infonce_negatives"])
+        if self.negatives not in INFONCE_NEGATIVES:
+            raise ConfigError(f"method {NAME}: option infonce_negatives must be one of "
+                              f"{', '.join(INFONCE_NEGATIVES)}, got {self.negatives!r}")
+        rate = float(o["mine_ema_rate"])
+        if not 0.0 < rate <= 1.0:
+            raise ConfigError(f"method {NAME}: option mine_ema_rate must be in (0, 1] (1: no bias "
+                              f"correction), got {o['mine_ema_rate']!r}")
         hidden = int(o["hidden"])
         # the critic's initialisation and the negatives draw from random streams of their own,
         # so the fusion parts see exactly the baseline's random numbers (dropout masks included)
         with torch.random.fork_rng(devices=[]):
-            self.critic_net = nn.Sequential(nn.Linear(2 * hidden, hidden), nn.ReLU(),
-                                            nn.Linear(hidden, 1))
+            if self.estimator == "infonce":
+                self.bilinear = nn.Linear(hidden, hidden, bias=False)
+            else:
+                self.critic_net = nn.Sequential(nn.Linear(2 * hidden, hidden), nn.ReLU(),
+                                                nn.Linear(hidden, 1))
+        self.average = estimators.MovingAverage(rate)
         self.generator = torch.Generator().manual_seed(int(ctx.seed))
 
     def critic(self, audio: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
@@ -120,12 +134,17 @@ class ContrastiveReg(Fusion):
                  ) -> torch.Tensor:
         """The chosen mutual-information estimate on this batch (to maximise)."""
         if self.estimator == "infonce":
-            return estimators.infonce(self.critic, audio, text, labels)
+            scores = audio @ self.bilinear(text).T  # (N, N): a_i W t_j
+            allowed = None
+            if self.negatives == "other_emotions":
+                allowed = labels[:, None] != labels[None, :]
+            return estimators.infonce(scores, allowed)
         negatives = estimators.negative_partners(labels, self.generator).to(audio.device)
         if not bool((negatives >= 0).any()):
             return audio.new_zeros(())
-        fn = estimators.bce if self.estimator == "bce" else estimators.mine
-        return fn(self.critic, audio, text, negatives)
+        if self.estimator == "bce":
+            return estimators.bce(self.critic, audio, text, negatives)
+        return estimators.mine(self.critic, audio, text, negatives, self.average)
 
     def loss(self, batch: Batch) -> torch.Tensor:
         audio, text = self.codes(batch)

@@ -1,16 +1,20 @@
 """Seeded k-means in torch: k-means++ initialisation, Lloyd iterations, deterministic for a seed.
 
 Written here rather than taken from scikit-learn so that it runs on the model's device, inside the
-metered preparation step, on frames that never leave torch.
+metered preparation step, on frames that never leave torch. ``Lloyd`` advances one iteration at a
+time, so the caller can interleave several scales and stop them all when its time is spent.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import torch
 
 from serbench import ConfigError
 
 CHUNK = 8192  # rows per distance block: bounds memory at CHUNK × K floats
+TOLERANCE = 1e-3  # converged once at most this share of the points changes cluster (0.1 %)
 
 
 def assign(x: torch.Tensor, centroids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -50,24 +54,54 @@ def kmeans_pp(x: torch.Tensor, k: int, generator: torch.Generator) -> torch.Tens
     return x[centres].clone()
 
 
-def kmeans(x: torch.Tensor, k: int, seed: int, iters: int = 30, tol: float = 1e-3
-           ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(centroids (k, D), labels (N,))`` of ``x (N, D)``; the same seed gives the same result.
-
-    Lloyd iterations stop after ``iters`` or once at most a ``tol`` share of the points changes
-    cluster.
+class Lloyd:
+    """k-means of ``x (N, D)`` at one ``k``: k-means++ on construction, then ``step()`` per Lloyd
+    iteration until ``converged`` (at most ``tol`` of the points changed cluster).
 
     A cluster left empty by an update is re-seeded with the points farthest from their centroids,
-    so all ``k`` labels stay in use on real data.
+    so all ``k`` labels stay in use on real data; an iteration that re-seeds never counts as
+    converged. Each iteration's result is stored in one assignment, so an interrupted ``step``
+    leaves the previous iteration intact.
     """
-    if x.ndim != 2 or x.shape[0] < k:
-        raise ConfigError(f"k-means with K={k} needs at least {k} frames, got {x.shape[0]}; "
-                          "lower the K values or give the clustering more frames")
-    x = x.float()
-    generator = torch.Generator().manual_seed(int(seed))
-    centroids = kmeans_pp(x, k, generator)
-    labels, dists = assign(x, centroids)
-    for _ in range(iters):
+
+    def __init__(self, x: torch.Tensor, k: int, seed: int, tol: float = TOLERANCE) -> None:
+        if x.ndim != 2 or x.shape[0] < k:
+            raise ConfigError(f"k-means with K={k} needs at least {k} frames, got {x.shape[0]}; "
+                              "lower the K values or give the clustering more frames")
+        self.x, self.k, self.tol = x.float(), k, tol
+        centroids = kmeans_pp(self.x, k, torch.Generator().manual_seed(int(seed)))
+        labels, dists = assign(self.x, centroids)
+        self.state = (centroids, labels, dists, 1.0, 0)  # ..., share moved, iterations
+
+    @property
+    def centroids(self) -> torch.Tensor:
+        return self.state[0]
+
+    @property
+    def labels(self) -> torch.Tensor:
+        return self.state[1]
+
+    @property
+    def iterations(self) -> int:
+        return self.state[4]
+
+    @property
+    def moved(self) -> float:
+        """Share of the points that changed cluster in the last iteration (1 before any)."""
+        return self.state[3]
+
+    @property
+    def converged(self) -> bool:
+        return self.iterations > 0 and self.moved <= self.tol
+
+    @property
+    def inertia(self) -> float:
+        """Sum of squared distances of the points to their centroids."""
+        return float(self.state[2].double().sum())
+
+    def step(self) -> None:
+        centroids, labels, dists, _, iterations = self.state
+        x, k = self.x, self.k
         sums = torch.zeros_like(centroids).index_add_(0, labels, x)
         counts = torch.bincount(labels, minlength=k)
         empty = (counts == 0).nonzero().flatten()
@@ -76,9 +110,14 @@ def kmeans(x: torch.Tensor, k: int, seed: int, iters: int = 30, tol: float = 1e-
         if len(empty):
             far = torch.argsort(dists, descending=True, stable=True)[: len(empty)]
             centroids[empty] = x[far]
-        new_labels, dists = assign(x, centroids)
-        moved = int((new_labels != labels).sum())
-        labels = new_labels
-        if moved <= tol * len(labels) and not len(empty):
-            break
-    return centroids, labels
+        new_labels, new_dists = assign(x, centroids)
+        moved = int((new_labels != labels).sum()) / len(labels)
+        if len(empty):
+            moved = max(moved, 2 * self.tol)  # re-seeded: not yet a fixed point
+        self.state = (centroids, new_labels, new_dists, moved, iterations + 1)
+
+    def summary(self) -> dict[str, Any]:
+        """What the run records of this scale."""
+        return {"k": self.k, "iterations": self.iterations, "inertia": round(self.inertia, 4),
+                "moved": round(self.moved, 6), "converged": self.converged}
+

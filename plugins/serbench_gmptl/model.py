@@ -9,13 +9,12 @@ import torch
 from serbench_baselines.layers import LayerSelect, adamw, masked_mean, upstream_hidden
 from torch import nn
 
-from serbench import Batch, BuildContext, ConfigError
+from serbench import Batch, BuildContext, ConfigError, training
 
 from . import losses
-from .kmeans import assign, kmeans
+from .kmeans import Lloyd, assign
 
 NAME = "gmp_tl"
-SAMPLE_FACTOR = 4  # frames seen per frame kept for k-means
 
 
 def valid_mask(lengths: torch.Tensor, frames: int) -> torch.Tensor:
@@ -131,6 +130,7 @@ class GmpTl(nn.Module):
         # the stage-1 model, frozen once clustered: it gives every frame its pseudo-labels (in a
         # list, so it is neither a submodule nor in the checkpoints and the optimiser)
         self._labeller: list[GmpTl] = []
+        self.run_info: dict[str, Any] = {}  # stored in the run record (the k-means fits)
 
     # ------------------------------------------------------------------------------ forward
 
@@ -214,30 +214,77 @@ class GmpTl(nn.Module):
         return x, lengths.to(x.device).clamp(max=x.shape[1])
 
     @torch.no_grad()
+    def sample_frames(self, data: Any) -> tuple[torch.Tensor, dict[str, Any]]:
+        """``cluster_frames`` frames of ``cluster_layer`` drawn uniformly, without replacement, from
+        every valid frame of every training utterance (one pass over the training set), and what
+        the run records of the sample.
+
+        Each frame gets a seeded uniform key and the smallest keys are kept (bottom-k sampling),
+        so the sample is uniform over the whole training set while memory stays at about
+        ``cluster_frames`` frames plus one batch; every speaker contributes in proportion to
+        their frames. With fewer frames than ``cluster_frames`` every frame is used.
+        """
+        generator = torch.Generator().manual_seed(self.seed)
+        keys = torch.empty(0)
+        frames: torch.Tensor | None = None
+        owner = torch.empty(0, dtype=torch.long)  # index into ``utterances`` of each kept frame
+        utterances: list[tuple[str, str]] = []
+        seen = 0
+        for batch in data.train_batches(epochs=1):
+            x, lengths = self.layer_frames(batch)
+            valid = valid_mask(lengths, x.shape[1])
+            new = x[valid]
+            rows = torch.arange(len(utterances), len(utterances) + batch.size)
+            utterances += list(zip(batch.keys, batch.speakers, strict=True))
+            new_owner = rows[:, None].expand(valid.shape)[valid.cpu()]
+            seen += len(new)
+            new_keys = torch.rand(len(new), generator=generator)
+            keys = torch.cat([keys, new_keys])
+            frames = new if frames is None else torch.cat([frames, new])
+            owner = torch.cat([owner, new_owner])
+            if len(keys) > self.cluster_frames:
+                keep = torch.sort(keys, stable=True).indices[: self.cluster_frames]
+                keys, owner = keys[keep], owner[keep]
+                frames = frames[keep.to(frames.device)]
+        if frames is None:
+            raise ValueError(f"method {NAME}: the training split gave no frames to cluster")
+        kept = {utterances[i] for i in owner.unique().tolist()}
+        info = {"layer": self.cluster_layer, "frames": len(frames), "frames_seen": seen,
+                "utterances": len(kept), "utterances_seen": len(utterances),
+                "speakers": len({spk for _, spk in kept}),
+                "speakers_seen": len({spk for _, spk in utterances})}
+        return frames, info
+
+    @torch.no_grad()
     def cluster(self, data: Any) -> None:
         """Sample frames of the stage-1 model, run k-means at every scale, freeze a copy of the
         stage-1 model that labels frames from then on.
 
-        The sample is ``cluster_frames`` frames drawn uniformly (seeded) from the first batches,
-        in the loop's shuffled order, that hold ``SAMPLE_FACTOR`` times as many frames: a random
-        set of utterances, without a pass over all the data. Frames are labelled when a batch is
+        The scales' Lloyd iterations run in turn, one each, until every scale has converged (at
+        most 0.1 % of its points change cluster), ``kmeans_iters`` is reached, or the stage's
+        share of the device seconds is spent: then each scale keeps its last whole iteration,
+        and ``run_info["kmeans"]`` says which and why. Frames are labelled when a batch is
         trained on, so the labelling costs the frame stages a forward pass each, not this stage a
         pass over the corpus.
         """
         self.eval()
-        generator = torch.Generator().manual_seed(self.seed)
-        seen: list[torch.Tensor] = []
-        for batch in data.train_batches(epochs=1):
-            x, lengths = self.layer_frames(batch)
-            seen.append(x[valid_mask(lengths, x.shape[1])])
-            if sum(len(s) for s in seen) >= SAMPLE_FACTOR * self.cluster_frames:
-                break
-        pool = torch.cat(seen)
-        pool = pool[torch.randperm(len(pool), generator=generator)[: self.cluster_frames]
-                    .to(pool.device)]
-        for i, k in enumerate(self.k_values):
-            centroids, _ = kmeans(pool, k, self.seed * 1009 + i, self.kmeans_iters)
-            self.centroids()[i].copy_(centroids)
+        pool, info = self.sample_frames(data)
+        runs = [Lloyd(pool, k, self.seed * 1009 + i) for i, k in enumerate(self.k_values)]
+        stopped = "converged"
+        try:
+            while not all(r.converged for r in runs):
+                if max(r.iterations for r in runs) >= self.kmeans_iters:
+                    stopped = "kmeans_iters"
+                    break
+                for r in runs:
+                    if not r.converged:
+                        r.step()
+        except training.BudgetExhausted as exc:  # the stage's time is up: keep what is done
+            stopped = exc.reason
+        for centroids, r in zip(self.centroids(), runs, strict=True):
+            centroids.copy_(r.centroids)
+        self.run_info["kmeans"] = {**info, "stopped_by": stopped,
+                                   "scales": [r.summary() for r in runs]}
         labeller = copy.deepcopy(self).eval().requires_grad_(False)
         self._labeller = [labeller]
 
