@@ -141,7 +141,7 @@ options: {normalize: speaker}
 entries:
   - methods: [linear, mlp]
     upstreams: [egemaps]
-    options: {normalize: global, hidden: 32}
+    options: {normalize: none, hidden: 32}
   - methods: contrastive_reg
     upstreams: fbank
     budget: {base: smoke, max_device_seconds: 30}
@@ -154,7 +154,7 @@ entries:
     assert first.budget.max_steps == 7 and first.budget.name == "quick"
     assert {(r.spec.seed, r.spec.fold) for r in first.runs} == {(3, "03"), (5, "03"), (3, "08"),
                                                                  (5, "08")}
-    assert first.runs[0].spec.options == {"normalize": "global", "hidden": 32}
+    assert first.runs[0].spec.options == {"normalize": "none", "hidden": 32}
     assert second.budget.max_device_seconds == 30.0 and second.budget.max_steps == 40
     assert second.runs[0].spec.options == {"normalize": "speaker"}
     assert baseline.runs[0].spec.options == {"normalize": "speaker", "alpha": 0.0}
