@@ -72,6 +72,7 @@ def test_superb_suite_carries_the_published_column_and_fails_without_iemocap(
     assert entry["published"]["values"] == SUPERB_WAR
     assert entry["upstreams"] == list(SUPERB_WAR)
     assert (raw["dataset"], raw["protocol"], raw["budget"]) == ("iemocap", "loso", "probe")
+    assert raw["options"] == {"normalize": "none"}  # SUPERB normalised nothing
     message = _error(SUITES / "superb_er.yaml", data_root)
     assert message.startswith(f"{SUITES / 'superb_er.yaml'}: entries[0]: dataset 'iemocap': ")
     assert "point --data-root at IEMOCAP_full_release/" in message
