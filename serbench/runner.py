@@ -403,7 +403,9 @@ def execute_run(plan: Plan, run: PlannedRun, device: Any, quiet: bool = True,
         raise ConfigError(f"fold {spec.fold} has no dev utterances: the protocol must give dev")
     feed = make_feed()
 
-    n_trials = budget.max_trials if cond.method.search_space else 1
+    # the trial search varies the declared options the user did not fix
+    free = sorted(k for k in cond.method.search_space if k not in cond.changed)
+    n_trials = budget.max_trials if free else 1
     world = current_world()
     share = world.total_seconds if world else None
     trial_budget = budget if n_trials == 1 else replace(
@@ -460,8 +462,7 @@ def execute_run(plan: Plan, run: PlannedRun, device: Any, quiet: bool = True,
         "options": options,
         "budget": budget_record(budget, device, frozen=not finetune),
         "usage": usage_dict,
-        "tuned": sorted(k for k in cond.method.search_space if k not in cond.changed)
-        if n_trials > 1 else [],
+        "tuned": free if n_trials > 1 else [],
         "modality": modality(cond.method),
         "transductive": not finetune and options.get("normalize") == "speaker",
         "metrics": metrics,

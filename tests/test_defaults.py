@@ -64,15 +64,20 @@ def test_every_method_declares_what_it_tunes() -> None:
         MethodSpec(name="x", build=print, search_space={"lr": (1e-3, 1e-2)})
 
 
+def _trials_run(data_root: Path, method: str, max_trials: int,
+                options: dict[str, str]) -> tuple[Budget, dict]:
+    """One 4-step run on fbank, fold 0, with a trial search of ``max_trials``."""
+    budget = Budget("tiny", max_steps=4, batch_seconds=60.0, max_device_seconds=60.0,
+                    max_trials=max_trials, eval_every=2)
+    plan = make_plan(collect(), methods=[method], upstreams=["fbank"], dataset="emodb",
+                     data_root=data_root, folds=["0"], budget=budget, seeds=1, options=options)
+    return budget, execute_run(plan, plan.runs[0], resolve_device("cpu"))[0]
+
+
 @pytest.mark.usefixtures(warm_cache.__name__)
 def test_a_run_records_device_frozenness_tuning_modality_and_transduction(
         data_root: Path) -> None:
-    budget = Budget("tiny", max_steps=4, batch_seconds=60.0, max_device_seconds=60.0,
-                    max_trials=2, eval_every=2)
-    plan = make_plan(collect(), methods=["mlp"], upstreams=["fbank"], dataset="emodb",
-                     data_root=data_root, folds=["0"], budget=budget, seeds=1,
-                     options={"normalize": "speaker"})
-    record, _ = execute_run(plan, plan.runs[0], resolve_device("cpu"))
+    budget, record = _trials_run(data_root, "mlp", 2, {"normalize": "speaker"})
     b = record["budget"]
     assert (b["device_type"], b["frozen_upstream"]) == ("cpu", True)
     assert b["signature"] == budget.signature(device_type="cpu", frozen_upstream=True)
@@ -84,6 +89,15 @@ def test_a_run_records_device_frozenness_tuning_modality_and_transduction(
     assert usage["build_seconds"] >= 0 and usage["predict_seconds"] > 0  # a head builds in µs
     assert usage["device_seconds"] >= (usage["build_seconds"] + usage["eval_seconds"]
                                        + usage["predict_seconds"])
+
+
+@pytest.mark.usefixtures(warm_cache.__name__)
+def test_options_the_user_fixed_are_not_searched(data_root: Path) -> None:
+    _, record = _trials_run(data_root, "linear", 3, {"lr": "0.01"})
+    # lr is linear's only tuned option: with it fixed there is nothing to search, one trial
+    assert record["tuned"] == [] and "trials" not in record["usage"]
+    assert record["usage"]["steps"] == 4
+    assert record["transductive"] is False  # normalize=global by default
 
 
 @pytest.mark.slow
