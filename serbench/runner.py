@@ -178,16 +178,16 @@ def natural_budget(conditions: Sequence[Condition]) -> Budget:
     fine-tunes its upstream; a sweep mixing both must name the budget its comparison uses."""
     kinds = {c.method.finetunes(c.options) for c in conditions}
     if len(kinds) > 1:
-        tuned = sorted({c.method.name for c in conditions if c.method.finetunes(c.options)})
+        finetuned = sorted({c.method.name for c in conditions if c.method.finetunes(c.options)})
         frozen = sorted({c.method.name for c in conditions if not c.method.finetunes(c.options)})
-        raise ConfigError(f"{', '.join(tuned)} fine-tune their upstream (natural budget finetune) "
-                          f"and {', '.join(frozen)} train on frozen features (natural budget "
-                          "probe); one comparison runs under one budget: pass --budget probe, "
-                          "finetune or smoke")
+        raise ConfigError(f"{', '.join(finetuned)} fine-tune their upstream (natural budget "
+                          f"finetune) and {', '.join(frozen)} train on frozen features (natural "
+                          "budget probe); one comparison runs under one budget: pass --budget "
+                          "probe, finetune or smoke")
     return resolve_budget("finetune" if kinds == {True} else "probe")
 
 
-def frozen_options(method: MethodSpec, full: dict[str, Any],
+def run_options(method: MethodSpec, full: dict[str, Any],
                    changed: Mapping[str, Any]) -> dict[str, Any]:
     """The options a run uses: ``normalize`` (training-set statistics by default) applies to
     frozen features only, so a fine-tuned upstream left at the default reads ``none``."""
@@ -245,7 +245,7 @@ def make_plan(
     for m_name in methods:
         m = components.methods.get(m_name)
         full, changed = method_options(m.name, m.defaults, options or {})
-        full = frozen_options(m, full, changed)
+        full = run_options(m, full, changed)
         for u_name in upstreams:
             conditions.append(Condition(m, components.upstreams.get(u_name), full, changed))
     if budget is None:
