@@ -27,10 +27,12 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-root", metavar="DIR",
                    help="the corpus folder or a folder holding it (default $SERBENCH_DATA)")
     p.add_argument("--protocol", metavar="P", help="fold protocol (default: the dataset's first)")
-    p.add_argument("--budget", default="smoke", metavar="B",
-                   help="budget preset or a name from --budgets (default smoke)")
+    p.add_argument("--budget", default=None, metavar="B",
+                   help="budget preset or a name from --budgets (default: the methods' natural "
+                        "budget, probe on frozen features, finetune when fine-tuning; smoke "
+                        "for a quick test)")
     p.add_argument("--budgets", metavar="FILE", help="YAML file defining more budgets")
-    p.add_argument("--seeds", type=int, default=1, metavar="N", help="seeds 0..N-1 (default 1)")
+    p.add_argument("--seeds", type=int, default=3, metavar="N", help="seeds 0..N-1 (default 3)")
     p.add_argument("--folds", nargs="+", metavar="FOLD", help="only these folds (names or indices)")
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                    help="method option, validated against the method's declared options")
@@ -84,7 +86,7 @@ def handle(args: argparse.Namespace) -> int:
             print("\n".join(suite.summary()), file=sys.stderr)
     else:
         extra = load_budget_file(args.budgets) if args.budgets else {}
-        budget = resolve_budget(args.budget, extra)
+        budget = resolve_budget(args.budget, extra) if args.budget else None
         options = parse_pairs(args.option, "--option")
         groups = [(args.method, options)]
         if args.with_baseline:

@@ -6,7 +6,11 @@ a model that is linear up to its pooling trains identically on pooled or on fram
 
 Feature normalisation happens here, before the method sees anything, so every method gets the
 same inputs: ``none``, ``global`` (statistics of the training frames) or ``speaker`` (each
-speaker's own frames, test speakers included: it uses no labels, the usual practice in SER).
+speaker's own frames, test speakers included: it uses no labels, the usual practice in SER, but
+it is transductive: the model sees each test speaker's unlabelled test audio; runs record it).
+A speaker known from a single utterance (MSP-Podcast's ``Unknown`` speakers become one
+pseudo-speaker per file) has no statistics of its own: its own would turn its pooled features
+into exactly zero, so it takes the training set's (``global``) statistics.
 Both are per (layer, dim) affine maps of each frame, so normalising an utterance's mean frame is
 the same as averaging its normalised frames: the pooled path stays exact.
 """
@@ -125,21 +129,25 @@ class CachedFeed(_Base):
 
     @staticmethod
     def _statistics(entry: FeatureEntry, splits: Mapping[str, Sequence[Utterance]],
-                    normalize: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+                    normalize: str) -> dict[str | None, tuple[np.ndarray, np.ndarray]]:
+        """Per-speaker statistics, and the training set's under ``None``."""
         if normalize == "none":
             return {}
-        if normalize == "global":
-            return {"*": entry.moments([u.key for u in splits["train"]])}
-        everyone: dict[str, list[str]] = {}
-        for utts in splits.values():
-            for u in utts:
-                everyone.setdefault(u.speaker, []).append(u.key)
-        return {spk: entry.moments(keys) for spk, keys in everyone.items()}
+        stats: dict[str | None, tuple[np.ndarray, np.ndarray]] = {
+            None: entry.moments([u.key for u in splits["train"]])}
+        if normalize == "speaker":
+            everyone: dict[str, list[str]] = {}
+            for utts in splits.values():
+                for u in utts:
+                    everyone.setdefault(u.speaker, []).append(u.key)
+            stats.update({spk: entry.moments(keys) for spk, keys in everyone.items()
+                          if len(keys) > 1})
+        return stats
 
     def _affine(self, speaker: str) -> tuple[Any, Any] | None:
         if not self._stats:
             return None
-        return self._stats.get("*") or self._stats[speaker]
+        return self._stats.get(speaker) or self._stats[None]
 
     def _pooled_source(self) -> Any:
         import torch

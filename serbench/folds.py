@@ -6,6 +6,9 @@ one), taken in cyclic order of the sorted speaker ids starting after the test gr
 (``seed`` > 0 shuffles that order reproducibly); train is the rest.
 Dev is thus speaker-disjoint from train *and* test, so model selection is speaker-independent too.
 For EmoDB LOSO the fold testing speaker 03 validates on speaker 08, the one testing 16 on 03.
+With ``dev_groups`` the dev set is instead every utterance of the next ``dev_groups`` groups in
+cyclic order of the sorted group names after the test group (IEMOCAP LOSO: the session after
+the test session, both of its speakers, so dev is gender-balanced and session-disjoint too).
 """
 
 from __future__ import annotations
@@ -78,6 +81,7 @@ def leave_one_group_out(
     seed: int = 0,
     groups_per_fold: Sequence[Sequence[str]] | None = None,
     names: Sequence[str] | None = None,
+    dev_groups: int = 0,
 ) -> list[Fold]:
     """One fold per test group (or per entry of ``groups_per_fold``), dev as the module says.
 
@@ -98,12 +102,17 @@ def leave_one_group_out(
         held = set(test_groups)
         test = [u for u in utterances if group(u) in held]
         test_spk = {u.speaker for u in test}
-        last = max(order.index(s) for s in test_spk)
-        cyclic = order[last + 1:] + order[: last + 1]
-        candidates = [s for s in cyclic if s not in test_spk]
-        n_dev = dev_speakers if isinstance(dev_speakers, int) else max(
-            1, round(dev_speakers * len(candidates)))
-        dev_spk = set(candidates[:n_dev])
+        if dev_groups:
+            last = max(groups.index(g) for g in held)
+            after = [g for g in groups[last + 1:] + groups[: last + 1] if g not in held]
+            dev_spk = {u.speaker for u in utterances if group(u) in set(after[:dev_groups])}
+        else:
+            last = max(order.index(s) for s in test_spk)
+            cyclic = order[last + 1:] + order[: last + 1]
+            candidates = [s for s in cyclic if s not in test_spk]
+            n_dev = dev_speakers if isinstance(dev_speakers, int) else max(
+                1, round(dev_speakers * len(candidates)))
+            dev_spk = set(candidates[:n_dev])
         rest = [u for u in utterances if group(u) not in held and u.speaker not in test_spk]
         folds.append(
             Fold(

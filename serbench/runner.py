@@ -138,7 +138,7 @@ def check_requirements(cond: Condition, data: DatasetView, components: Component
         raise ConfigError(f"method {m.name!r} fine-tunes its upstream, but {u.name!r} has no "
                           "trainable weights; use --option finetune_upstream=false or another "
                           "upstream")
-    if finetune and opts.get("normalize", "none") != "none":
+    if finetune and cond.changed.get("normalize", "none") != "none":
         raise ConfigError(f"method {m.name!r}: normalize={opts['normalize']} applies to frozen "
                           "features only; use finetune_upstream=false or normalize=none")
     if opts.get("normalize", "none") not in ("none", "global", "speaker"):
@@ -162,10 +162,38 @@ def _versions(components: Components, cond: Condition, dataset: str) -> dict[str
     return out
 
 
-def run_id_for(spec: RunSpec, budget: Budget, versions: Mapping[str, str]) -> str:
-    body = json.dumps({"spec": spec.as_dict(), "budget": budget.signature(),
-                       "versions": dict(sorted(versions.items()))}, sort_keys=True, default=str)
-    return hashlib.sha256(body.encode()).hexdigest()[:16]
+def run_id_for(spec: RunSpec, budget: Budget, versions: Mapping[str, str],
+               options: Mapping[str, Any] | None = None) -> str:
+    """A hash of the spec, the budget, the code versions and every option the run will use
+    (``options``, defaults included): a changed default is another run, not a stored one."""
+    body = {"spec": spec.as_dict(), "budget": budget.signature(),
+            "versions": dict(sorted(versions.items()))}
+    if options is not None:
+        body["options"] = dict(sorted(options.items()))
+    return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def natural_budget(conditions: Sequence[Condition]) -> Budget:
+    """``probe`` when every method trains on frozen features, ``finetune`` when every one
+    fine-tunes its upstream; a sweep mixing both must name the budget its comparison uses."""
+    kinds = {c.method.finetunes(c.options) for c in conditions}
+    if len(kinds) > 1:
+        finetuned = sorted({c.method.name for c in conditions if c.method.finetunes(c.options)})
+        frozen = sorted({c.method.name for c in conditions if not c.method.finetunes(c.options)})
+        raise ConfigError(f"{', '.join(finetuned)} fine-tune their upstream (natural budget "
+                          f"finetune) and {', '.join(frozen)} train on frozen features (natural "
+                          "budget probe); one comparison runs under one budget: pass --budget "
+                          "probe, finetune or smoke")
+    return resolve_budget("finetune" if kinds == {True} else "probe")
+
+
+def run_options(method: MethodSpec, full: dict[str, Any],
+                   changed: Mapping[str, Any]) -> dict[str, Any]:
+    """The options a run uses: ``normalize`` (training-set statistics by default) applies to
+    frozen features only, so a fine-tuned upstream left at the default reads ``none``."""
+    if method.finetunes(full) and "normalize" in full and "normalize" not in changed:
+        return {**full, "normalize": "none"}
+    return full
 
 
 def select_folds(data: DatasetView, wanted: Sequence[str] | None) -> list[str]:
@@ -192,7 +220,7 @@ def make_plan(
     dataset: str,
     data_root: str | Path | None = None,
     protocol: str | None = None,
-    budget: Budget | str = "smoke",
+    budget: Budget | str | None = None,
     seeds: int | Sequence[int] = 1,
     folds: Sequence[str] | None = None,
     options: Mapping[str, Any] | None = None,
@@ -201,12 +229,14 @@ def make_plan(
     skip_bad_audio: bool = False,
     data: DatasetView | None = None,
 ) -> Plan:
-    """Validate a sweep and list its runs, marking those the store already holds."""
+    """Validate a sweep and list its runs, marking those the store already holds.
+
+    ``budget=None`` is the methods' natural budget (:func:`natural_budget`).
+    """
     request = dict(methods=list(methods), upstreams=list(upstreams), dataset=dataset,
                    data_root=data_root, protocol=protocol, budget=budget, seeds=seeds,
                    folds=folds, options=dict(options or {}),
                    dataset_options=dict(dataset_options or {}), skip_bad_audio=skip_bad_audio)
-    budget = resolve_budget(budget) if isinstance(budget, str) else budget
     if isinstance(seeds, int):
         if seeds <= 0:
             raise ConfigError(f"--seeds must be a positive number of seeds, got {seeds}")
@@ -215,8 +245,13 @@ def make_plan(
     for m_name in methods:
         m = components.methods.get(m_name)
         full, changed = method_options(m.name, m.defaults, options or {})
+        full = run_options(m, full, changed)
         for u_name in upstreams:
             conditions.append(Condition(m, components.upstreams.get(u_name), full, changed))
+    if budget is None:
+        budget = natural_budget(conditions)
+    elif isinstance(budget, str):
+        budget = resolve_budget(budget)
     data = data or load_dataset(components, dataset, data_root, protocol, dataset_options or {},
                                 skip_bad_audio)
     for cond in conditions:
@@ -234,7 +269,7 @@ def make_plan(
                     dataset_options={k: v for k, v in data.options.items()
                                      if v != data.spec.options.get(k)},
                 )
-                rid = run_id_for(spec, budget, versions)
+                rid = run_id_for(spec, budget, versions, cond.options)
                 runs.append(PlannedRun(spec, rid, cond, bool(store and store.has(rid))))
     return Plan(runs, data, budget, components, skip_bad_audio, request)
 
@@ -321,7 +356,7 @@ def execute_run(plan: Plan, run: PlannedRun, device: Any, quiet: bool = True,
     from .distributed import current_world
     from .feeds import AudioFeed, CachedFeed
     from .metrics import compute_metrics
-    from .training import predict, train
+    from .training import measured, predict, train
 
     started = time.time()
     spec, cond, data, budget = run.spec, run.condition, plan.dataset, plan.budget
@@ -368,7 +403,11 @@ def execute_run(plan: Plan, run: PlannedRun, device: Any, quiet: bool = True,
         raise ConfigError(f"fold {spec.fold} has no dev utterances: the protocol must give dev")
     feed = make_feed()
 
-    n_trials = budget.max_trials if cond.method.search_space else 1
+    # the trial search varies the declared options the user did not fix
+    free = sorted(k for k in cond.method.search_space if k not in cond.changed)
+    n_trials = budget.max_trials if free else 1
+    world = current_world()
+    share = world.total_seconds if world else None
     trial_budget = budget if n_trials == 1 else replace(
         budget, max_steps=max(1, budget.max_steps // n_trials),
         max_device_seconds=budget.max_device_seconds / n_trials)
@@ -385,13 +424,13 @@ def execute_run(plan: Plan, run: PlannedRun, device: Any, quiet: bool = True,
             text_encoder=lambda name: _text_encoder(plan.components, name),
             stages=cond.method.stages,
         )
-        model = cond.method.build(ctx).to(device)
-        world = current_world()
+        with measured(device, share) as built:  # CLAP encodes its prompts here: metered
+            model = cond.method.build(ctx).to(device)
         usage = train(world.wrap(model) if world else model, feed, trial_budget,
                       getattr(model, "stages", cond.method.stages),
                       float(options.get("lr", 1e-3)), device, spec.seed,
-                      labels, progress=progress,
-                      share_seconds=world.total_seconds if world else None)
+                      labels, progress=progress, share_seconds=share, spent=built.used,
+                      closing_items=len(splits["dev"]) + len(splits["test"]))
         trials.append({"options": options, "best_dev_uar": usage.best_dev_uar,
                        "usage": usage.as_dict()})
         if best is None or (usage.best_dev_uar or 0) > (best[1].best_dev_uar or 0):
@@ -399,7 +438,10 @@ def execute_run(plan: Plan, run: PlannedRun, device: Any, quiet: bool = True,
         else:
             del model
     model, usage, options = best
-    keys, y, scores = predict(model, feed.evaluate("test"), device, budget)
+    with measured(device, share) as tested:
+        keys, y, scores = predict(model, feed.evaluate("test"), device, budget)
+    usage.predict_seconds = tested.used
+    usage.device_seconds += tested.used
     pred = scores.argmax(1) if len(keys) else np.zeros(0, dtype=int)
     metrics = compute_metrics(y, pred.tolist(), labels)
     predictions = [
@@ -418,8 +460,11 @@ def execute_run(plan: Plan, run: PlannedRun, device: Any, quiet: bool = True,
         "spec": spec.as_dict(),
         "seeds": seed_record(spec.seed),
         "options": options,
-        "budget": {**_budget_dict(budget), "signature": budget.signature()},
+        "budget": budget_record(budget, device, frozen=not finetune),
         "usage": usage_dict,
+        "tuned": free if n_trials > 1 else [],
+        "modality": modality(cond.method),
+        "transductive": not finetune and options.get("normalize") == "speaker",
         "metrics": metrics,
         "labels": list(labels),
         "test_hash": test_set_hash(keys),
@@ -467,10 +512,19 @@ def prepare_features(plan: Plan, runs: Sequence[PlannedRun], device: Any,
             continue
 
 
-def _budget_dict(budget: Budget) -> dict[str, Any]:
+def budget_record(budget: Budget, device: Any, frozen: bool) -> dict[str, Any]:
+    """The budget as a run records it: its limits, the device type, whether the upstream was
+    frozen (cached features) or fine-tuned, and a signature over all of them."""
     from dataclasses import asdict
 
-    return asdict(budget)
+    context = {"device_type": getattr(device, "type", str(device).split(":")[0]),
+               "frozen_upstream": frozen}
+    return {**asdict(budget), **context, "signature": budget.signature(**context)}
+
+
+def modality(method: MethodSpec) -> str:
+    """``audio+text`` for a method that reads transcripts, else ``audio``."""
+    return "audio+text" if "text" in method.requires else "audio"
 
 
 def _text_encoder(components: Components, name: str) -> UpstreamSpec:
@@ -504,8 +558,10 @@ def failed_record(plan: Plan, run: PlannedRun, error: str, device: Any) -> dict[
         "error": error,
         "spec": run.spec.as_dict(),
         "options": run.condition.options,
-        "budget": {**_budget_dict(plan.budget), "signature": plan.budget.signature()},
+        "budget": budget_record(plan.budget, device,
+                                frozen=not run.condition.method.finetunes(run.condition.options)),
         "usage": None,
+        "modality": modality(run.condition.method),
         "metrics": None,
         "environment": environment(device, plan.components),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

@@ -131,7 +131,9 @@ class MethodSpec:
     (all layers, all frames) or ``pooled`` (all layers, each mean-pooled over valid frames: exact
     for models that are linear up to their pooling, and much faster). ``finetunes_upstream`` is the
     default; an option named ``finetune_upstream`` in ``defaults`` overrides it per run.
-    ``defaults`` lists every option the method accepts with its default.
+    ``defaults`` lists every option the method accepts with its default. ``tunes`` declares
+    the options a trial search (``max_trials > 1``) varies: exactly the keys of ``search_space``;
+    each run records those it varied under ``tuned``.
     """
 
     name: str
@@ -143,6 +145,14 @@ class MethodSpec:
     defaults: Mapping[str, Any] = field(default_factory=dict)
     search_space: Mapping[str, Sequence[Any]] = field(default_factory=dict)
     stages: tuple[Stage, ...] = (Stage("train", 1.0),)
+    tunes: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if set(self.tunes) != set(self.search_space):
+            raise ValueError(
+                f"method {self.name!r}: tunes={sorted(self.tunes)} must name exactly the options "
+                f"of its search_space ({sorted(self.search_space)}), so every table can say what "
+                "each method tuned")
 
     def finetunes(self, options: Mapping[str, Any]) -> bool:
         return bool(options.get("finetune_upstream", self.finetunes_upstream))
@@ -167,11 +177,14 @@ class Budget:
     cpus: int = 1
     memory_gb: float = 0.0  # 0: reserve nothing
 
-    def signature(self) -> str:
-        """What makes two budgets comparable: every limit, not the name nor the placement."""
+    def signature(self, **context: Any) -> str:
+        """What makes two budgets comparable: every limit, not the name nor the placement, and
+        the ``context`` a run adds (its device type and whether the upstream is frozen: a second
+        on a GPU or of a cached forward pass is not a second on a CPU or of a fine-tuned one)."""
         d = asdict(self)
         for key in ("name", "device", "cpus", "memory_gb"):
             d.pop(key)
+        d.update(context)
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
 
 

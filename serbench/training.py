@@ -5,6 +5,13 @@ seconds, stops at the first limit, evaluates on dev every ``eval_every`` steps, 
 checkpoint and restores it. A method cannot spend more than its budget: its batches come from a
 metered feed, and in the main thread an interval timer interrupts a step that runs past the
 remaining device seconds.
+
+Everything a run does on its device counts against ``max_device_seconds``: building the model
+(the runner meters it and passes it as ``spent``), loading each batch, every step, preparation
+steps, every dev evaluation, the last one, and the test prediction. The loop keeps back enough
+for the closing work (the last dev evaluation and the test prediction, estimated from the
+measured seconds per utterance) and stops a step early rather than overrun: that prediction is
+also what makes the limit hold under torchrun, where no timer may interrupt one rank alone.
 """
 
 from __future__ import annotations
@@ -14,7 +21,7 @@ import math
 import signal
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterator, Sequence
 
 from .specs import Batch, Budget, ConfigError, Stage
@@ -40,6 +47,9 @@ class Usage:
     best_step: int = 0
     best_dev_uar: float | None = None
     evaluations: int = 0
+    build_seconds: float = 0.0
+    eval_seconds: float = 0.0  # every dev evaluation, the last one included
+    predict_seconds: float = 0.0  # the test prediction (the runner adds it)
     stages: list[dict[str, Any]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -52,6 +62,9 @@ class Usage:
             "best_step": self.best_step,
             "best_dev_uar": self.best_dev_uar,
             "evaluations": self.evaluations,
+            "build_seconds": round(self.build_seconds, 3),
+            "eval_seconds": round(self.eval_seconds, 3),
+            "predict_seconds": round(self.predict_seconds, 3),
             "stages": self.stages,
         }
 
@@ -89,13 +102,15 @@ class _Clock:
 
     ``share(seconds)`` (distributed runs) turns this rank's seconds into the total over all
     ranks; every rank then sees the same ``used`` and stops at the same step, so the timer that
-    would interrupt one rank alone mid-step is off.
+    would interrupt one rank alone mid-step is off and ``affordable`` alone keeps the limit.
+    ``reserve`` is held back for the closing work after the stage.
     """
 
     def __init__(self, limit: float, device: Any,
                  share: Callable[[float], float] | None = None) -> None:
         self.limit = limit
         self.used = 0.0
+        self.reserve = 0.0
         self.device = device
         self._share = share
         self._armed = False
@@ -110,12 +125,24 @@ class _Clock:
 
             torch.cuda.synchronize(self.device)
 
+    def spent(self) -> float:
+        """Seconds used so far, the metered block still running included (every rank agrees)."""
+        if not self._armed:
+            return self.used
+        elapsed = time.perf_counter() - self._start
+        return self.used + (self._share(elapsed) if self._share else elapsed)
+
+    def affordable(self, cost: float) -> bool:
+        """Whether a block expected to take ``cost`` seconds fits before the reserve."""
+        return self.used + cost + self.reserve <= self.limit
+
     @contextlib.contextmanager
-    def metered(self) -> Iterator[None]:
-        remaining = self.limit - self.used
-        if remaining <= 0:
+    def metered(self, interruptible: bool = True) -> Iterator[None]:
+        remaining = self.limit - self.used - (self.reserve if interruptible else 0.0)
+        if interruptible and remaining <= 0:
             raise BudgetExhausted("max_device_seconds")
-        if self._timer:
+        timer = self._timer and interruptible
+        if timer:
             _install_alarm()
             _ARMED[0] = self
             signal.setitimer(signal.ITIMER_REAL, remaining + 0.05)
@@ -126,11 +153,20 @@ class _Clock:
             self._sync()
         finally:
             self._armed = False
-            if self._timer:
+            if timer:
                 signal.setitimer(signal.ITIMER_REAL, 0)
                 _ARMED[0] = None
             elapsed = time.perf_counter() - self._start
             self.used += self._share(elapsed) if self._share else elapsed
+
+
+@contextlib.contextmanager
+def measured(device: Any, share: Callable[[float], float] | None = None) -> Iterator[_Clock]:
+    """Time a block that must finish (building the model, the test prediction): the clock's
+    ``used`` holds its device seconds (summed over ranks with ``share``) once the block ends."""
+    clock = _Clock(math.inf, device, share)
+    with clock.metered(interruptible=False):
+        yield clock
 
 
 class MeteredData:
@@ -146,7 +182,7 @@ class MeteredData:
         total = None if n is None else n * epochs
         taken = 0
         while total is None or taken < total:
-            if self._clock.used >= self._clock.limit:
+            if self._clock.spent() >= self._clock.limit:
                 raise BudgetExhausted("max_device_seconds")
             batch = next(it)
             taken += 1
@@ -228,13 +264,15 @@ def predict(model: Any, batches: Iterator[Batch], device: Any, budget: Budget) -
     return keys, labels, (np.concatenate(scores) if scores else np.zeros((0, 0)))
 
 
-def _dev_uar(model: Any, feed: Feed, device: Any, budget: Budget, labels: Sequence[str]) -> float:
+def _dev_uar(model: Any, feed: Feed, device: Any, budget: Budget,
+             labels: Sequence[str]) -> tuple[float, int]:
+    """Dev UAR and the number of dev utterances predicted."""
     from .metrics import compute_metrics
 
     _, y, s = predict(model, feed.evaluate("dev"), device, budget)
     if len(y) == 0:
-        return 0.0
-    return float(compute_metrics(y, s.argmax(1).tolist(), labels)["uar"])
+        return 0.0, 0
+    return float(compute_metrics(y, s.argmax(1).tolist(), labels)["uar"]), len(y)
 
 
 def _snapshot(model: Any) -> dict[str, Any]:
@@ -258,6 +296,26 @@ def allocate(budget: Budget, stages: Sequence[Stage]) -> list[tuple[Stage, int, 
     return out
 
 
+class _Closing:
+    """The device seconds the closing work will need: ``items`` utterances predicted after the
+    loop, at the seconds per utterance of the last dev evaluation or, before one, a third of a
+    training step's (a prediction is one forward pass; a step a forward, a backward and an
+    update)."""
+
+    def __init__(self, items: int) -> None:
+        self.items = items
+        self.per_item = 0.0
+        self._from_eval = False
+
+    def seconds(self) -> float:
+        return self.per_item * self.items
+
+    def saw(self, seconds: float, items: int, evaluation: bool) -> None:
+        if items and (evaluation or not self._from_eval):
+            self.per_item = seconds / items / (1 if evaluation else 3)
+            self._from_eval = self._from_eval or evaluation
+
+
 def train(
     model: Any,
     feed: Feed,
@@ -269,22 +327,32 @@ def train(
     labels: Sequence[str],
     progress: Callable[[str], None] | None = None,
     share_seconds: Callable[[float], float] | None = None,
+    spent: float = 0.0,
+    closing_items: int = 0,
 ) -> Usage:
-    """Run every stage within its share of the budget; leave the best dev checkpoint loaded."""
+    """Run every stage within its share of the budget; leave the best dev checkpoint loaded.
+
+    ``spent``: device seconds the run already used (building the model); the stages share what
+    is left. ``closing_items``: utterances predicted after the loop (the last dev evaluation and
+    the test set), whose estimated seconds the last stage keeps back.
+    """
     import torch
 
-    usage = Usage()
+    usage = Usage(build_seconds=spent, device_seconds=spent)
     if getattr(device, "type", "cpu") == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    plan = allocate(budget, stages)
+    plan = allocate(replace(budget, max_device_seconds=max(0.0, budget.max_device_seconds - spent)),
+                    stages)
+    closing = _Closing(closing_items)
     best_state: dict[str, Any] | None = None
-    best_uar = -1.0
+    best_uar: float | None = None
     last_eval = -1
     reasons: list[str] = []
     for index, (stage, max_steps, max_seconds) in enumerate(plan):
         final_stage = index == len(plan) - 1
         clock = _Clock(max_seconds, device, share_seconds)
         stage_steps = 0
+        step_cost = 0.0
         stopped = "max_steps"
         begin = getattr(model, "begin_stage", None)
         try:
@@ -295,8 +363,13 @@ def train(
             batches = feed.train(seed + 1000 * index)
             model.train()
             while stage_steps < max_steps:
-                batch = next(batches).to(device)
+                if final_stage:
+                    clock.reserve = closing.seconds()
+                if not clock.affordable(step_cost):  # the step would not fit: stop before it
+                    raise BudgetExhausted("max_device_seconds")
+                before = clock.used
                 with clock.metered():
+                    batch = next(batches).to(device)
                     optimizer.zero_grad(set_to_none=True)
                     with _autocast(budget, device):
                         loss = model.loss(batch)
@@ -306,16 +379,21 @@ def train(
                                           f"{usage.steps + 1} (stage {stage.name}); lower lr")
                     loss.backward()
                     optimizer.step()
+                step_cost = clock.used - before
+                closing.saw(step_cost, batch.size, evaluation=False)
                 stage_steps += 1
                 usage.steps += 1
                 usage.audio_seconds += batch.audio_seconds
                 if final_stage and (stage_steps % budget.eval_every == 0):
+                    before = clock.used
                     with clock.metered():
-                        uar = _dev_uar(model, feed, device, budget, labels)
+                        uar, n = _dev_uar(model, feed, device, budget, labels)
+                    usage.eval_seconds += clock.used - before
+                    closing.saw(clock.used - before, n, evaluation=True)
                     model.train()
                     usage.evaluations += 1
                     last_eval = usage.steps
-                    if uar > best_uar:
+                    if best_uar is None or uar > best_uar:
                         best_uar, best_state, usage.best_step = uar, _snapshot(model), usage.steps
                     if progress:
                         progress(f"step {usage.steps}: dev UAR {uar:.3f}")
@@ -326,15 +404,19 @@ def train(
                              "device_seconds": round(clock.used, 3),
                              "max_steps": max_steps, "max_device_seconds": round(max_seconds, 3)})
         reasons.append(stopped)
-    # the final state is a candidate too (it was not evaluated if eval_every does not divide it)
+    # the final state is a candidate too (it was not evaluated if eval_every does not divide it);
+    # this last evaluation must finish, so it is metered without the timer (the reserve is for it)
     if last_eval != usage.steps:
-        uar = _dev_uar(model, feed, device, budget, labels)
+        with measured(device, share_seconds) as last:
+            uar, _ = _dev_uar(model, feed, device, budget, labels)
+        usage.eval_seconds += last.used
+        usage.device_seconds += last.used
         usage.evaluations += 1
-        if uar > best_uar:
+        if best_uar is None or uar > best_uar:
             best_uar, best_state, usage.best_step = uar, None, usage.steps
     if best_state is not None:
         model.load_state_dict(best_state)
-    usage.best_dev_uar = round(best_uar, 6)
+    usage.best_dev_uar = None if best_uar is None else round(best_uar, 6)
     usage.stopped_by = reasons[-1]
     usage.peak_memory_mb = _peak_memory_mb(device)
     return usage

@@ -17,9 +17,9 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
-# the sweep these tests run: the cheapest real cell (fbank + linear probe, smoke budget)
-SWEEP = ["--method", "linear", "--upstream", "fbank", "--dataset", "emodb", "--budget", "smoke",
-         "--device", "cpu"]
+# the sweep these tests run: the cheapest real cell (fbank + linear probe, one seed, smoke budget)
+SWEEP = ["--method", "linear", "--upstream", "fbank", "--dataset", "emodb", "--seeds", "1",
+         "--budget", "smoke", "--device", "cpu"]
 
 
 def fill_fbank_cache(data_root: Path) -> None:

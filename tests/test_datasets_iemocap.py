@@ -153,8 +153,11 @@ def test_protocols_are_speaker_independent(spec, root: Path) -> None:
     assert [f.name for f in loso] == [f"Session{n}" for n in range(1, 6)]
     speaker = {u.key: u.speaker for u in utts}
     assert {speaker[k] for k in loso[0].test} == {"Ses01F", "Ses01M"}
-    assert {speaker[k] for k in loso[0].dev} == {"Ses02F"}
-    assert {speaker[k] for k in loso[4].dev} == {"Ses01F"}
+    # dev: both speakers of the next session, cyclically (gender-balanced, session-disjoint)
+    assert {speaker[k] for k in loso[0].dev} == {"Ses02F", "Ses02M"}
+    assert {speaker[k] for k in loso[4].dev} == {"Ses01F", "Ses01M"}
+    assert [(len(f.train), len(f.dev), len(f.test)) for f in loso] == [
+        (7, 2, 6), (10, 3, 2), (10, 2, 3), (11, 2, 2), (7, 6, 2)]
     lospk = load_folds(spec, utts, "lospk", {})
     assert [f.name for f in lospk] == [f"Ses0{n}{g}" for n in range(1, 6) for g in "FM"]
     assert {speaker[k] for k in lospk[0].dev} == {"Ses01M"}
@@ -189,3 +192,13 @@ def test_bad_ids_codes_and_missing_audio(spec, root: Path) -> None:
     with pytest.raises(AudioError) as err:
         load_utterances(spec, root, {})
     assert str(err.value) == f"{wav}: file not found"
+
+
+def test_improvised_only_protocol(spec, root: Path) -> None:
+    utts = load_utterances(spec, root, {})
+    folds = load_folds(spec, utts, "loso_improvised", {})
+    # sessions 4 and 5 have no improvised 4-class utterance in this tree: no fold
+    assert [f.name for f in folds] == ["Session1", "Session2", "Session3"]
+    assert [(len(f.train), len(f.dev), len(f.test)) for f in folds] == [
+        (3, 2, 4), (4, 3, 2), (2, 4, 3)]
+    assert all("_impro" in k for f in folds for k in f.train + f.dev + f.test)

@@ -83,3 +83,40 @@ def test_bad_rows_and_leaking_speakers(spec, tmp_path: Path) -> None:
     assert str(err.value) == ("msp_podcast fold 'test1': test speaker '30' also appears in train "
                               "(utterance 'MSP-PODCAST_0005_0009'); folds must be "
                               "speaker-independent")
+
+
+def test_unknown_speakers_take_training_statistics_under_speaker_normalisation(
+        spec, tmp_path: Path) -> None:
+    from test_features import CPU, tiny_spec
+
+    from serbench import features
+    from serbench.feeds import CachedFeed
+
+    root = build_tree(tmp_path)
+    rng = np.random.default_rng(0)
+    for i, wav in enumerate(sorted((root / "Audios").glob("*.wav"))):
+        sf.write(str(wav), (0.1 * (i + 1) * rng.standard_normal(8000)).astype(np.float32),
+                 16000, subtype="PCM_16")
+    utts = load_utterances(spec, root, {})
+    (fold,) = load_folds(spec, utts, None, {})
+    by_key = {u.key: u for u in utts}
+    splits = {s: [by_key[k] for k in getattr(fold, s)] for s in ("train", "dev", "test")}
+    entry = features.cached_features(tiny_spec(tmp_path / "calls", layers=2, dim=4),
+                                     "msp_podcast", root, utts, CPU, quiet=True)
+    index = {lab: i for i, lab in enumerate(sorted({u.label for u in utts}))}
+    feed = CachedFeed(entry, splits, index, 60.0, pooled=True, normalize="speaker")
+
+    def pooled(split: str) -> dict:
+        return {k: x for b in feed.evaluate(split)
+                for k, x in zip(b.keys, b.stacked[:, :, 0], strict=True)}
+
+    test = pooled("test")
+    unknown = test["MSP-PODCAST_0006_0001"]
+    mean, std = entry.moments([u.key for u in splits["train"]])
+    raw = np.asarray(entry.pooled[entry.rows["MSP-PODCAST_0006_0001"]], dtype=np.float32)
+    assert np.abs(unknown.numpy()).min() > 0  # its own statistics would give exactly zero
+    assert np.allclose(unknown.numpy(), (raw - mean) / std, atol=1e-5)
+    # a speaker with two utterances keeps its own statistics
+    train = pooled("train")
+    pair = [train["MSP-PODCAST_0001_0001"].numpy(), train["MSP-PODCAST_0001_0002"].numpy()]
+    assert np.allclose(pair[0], -pair[1], atol=1e-4)  # two utterances centred on their mean

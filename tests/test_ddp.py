@@ -69,7 +69,11 @@ def test_every_rank_stops_together_at_the_device_seconds_limit(
     record, _ = _record(tmp_path / "r")
     usage = record["usage"]
     assert usage["stopped_by"] == "max_device_seconds"
-    assert usage["device_seconds"] >= 1.5  # the sum over both ranks
+    # the sum over both ranks, building and predicting included, stays within the limit: no
+    # timer interrupts a rank under DDP, so the loop stops before a step that would overrun
+    # (measured 1.30 s; 0.1 s of slack for a step slowed down by other jobs on a shared CPU)
+    assert usage["device_seconds"] <= 1.5 + 0.1
+    assert usage["build_seconds"] > 0 and usage["predict_seconds"] > 0
     assert usage["steps"] > 0 and usage["stages"][0]["steps"] == usage["steps"]
 
 

@@ -31,7 +31,7 @@ def test_run_on_real_emodb_and_ranked(data_root: Path, tmp_path: Path) -> None:
     results = str(tmp_path / "results")
     out = serbench("run", "--method", "prototype", "--upstream", "example_mfcc", "--dataset",
                    "emodb", "--data-root", str(data_root), "--budget", "smoke", "--folds", "14",
-                   "--results", results, "--json")
+                   "--seeds", "1", "--results", results, "--json")
     assert out.returncode == 0, out.stderr
     (run,) = [json.loads(line) for line in out.stdout.splitlines()]
     assert run["status"] == "ok" and run["method"] == "prototype"

@@ -18,8 +18,8 @@ def test_smoke_runs_appear_on_the_leaderboard_beside_the_probe(
     budgets.write_text("tiny:\n  base: smoke\n  max_steps: 20\n  max_device_seconds: 300\n"
                        "  eval_every: 10\n")
     results = tmp_path / "results"
-    common = ["--dataset", "emodb", "--data-root", str(data_root), "--folds", "0", "--budgets",
-              str(budgets), "--budget", "tiny", "--results", str(results), "--quiet"]
+    common = ["--dataset", "emodb", "--data-root", str(data_root), "--folds", "0", "--seeds", "1",
+              "--budgets", str(budgets), "--budget", "tiny", "--results", str(results), "--quiet"]
     assert main(["run", "--method", "linear", "--upstream", "fbank", *common]) == 0
     assert main(["run", "--method", "gmp_tl", "--upstream", "fbank", "--option",
                  "finetune_upstream=false", *common]) == 0

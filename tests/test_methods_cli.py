@@ -49,7 +49,10 @@ def test_every_method_runs_on_emodb_and_one_leaderboard_lists_them(
                  "--format", "json"]) == 0
     table = json.loads(capsys.readouterr().out)
     assert {row["budget"] for row in table} == {"tiny"}
-    assert len({row["budget_signature"] for row in table}) == 1
+    # the signature says whether the upstream was frozen: the fine-tuned run's differs
+    frozen = {row["budget_signature"] for row in table if not row["condition"].startswith("fine")}
+    tuned = {row["budget_signature"] for row in table if row["condition"].startswith("fine")}
+    assert len(frozen) == 1 and len(tuned) == 1 and frozen != tuned
     assert sorted(row["condition"] for row in table) == sorted([
         "linear/fbank", "mlp/fbank", f"finetune/hf:{tiny}",
         *(f"{m}[finetune_upstream=false,text_encoder=minilm]/fbank"

@@ -134,4 +134,4 @@ def test_list_methods_json_shows_origin_description_and_options() -> None:
     rows = {r["name"]: r for r in json.loads(out.stdout)}
     assert rows["linear"]["plugin"] == "baselines"
     assert rows["linear"]["description"]
-    assert rows["linear"]["options"]["normalize"] == "none"
+    assert rows["linear"]["options"]["normalize"] == "global"

@@ -72,6 +72,7 @@ def test_superb_suite_carries_the_published_column_and_fails_without_iemocap(
     assert entry["published"]["values"] == SUPERB_WAR
     assert entry["upstreams"] == list(SUPERB_WAR)
     assert (raw["dataset"], raw["protocol"], raw["budget"]) == ("iemocap", "loso", "probe")
+    assert raw["options"] == {"normalize": "none"}  # SUPERB normalised nothing
     message = _error(SUITES / "superb_er.yaml", data_root)
     assert message.startswith(f"{SUITES / 'superb_er.yaml'}: entries[0]: dataset 'iemocap': ")
     assert "point --data-root at IEMOCAP_full_release/" in message
@@ -141,7 +142,7 @@ options: {normalize: speaker}
 entries:
   - methods: [linear, mlp]
     upstreams: [egemaps]
-    options: {normalize: global, hidden: 32}
+    options: {normalize: none, hidden: 32}
   - methods: contrastive_reg
     upstreams: fbank
     budget: {base: smoke, max_device_seconds: 30}
@@ -154,7 +155,7 @@ entries:
     assert first.budget.max_steps == 7 and first.budget.name == "quick"
     assert {(r.spec.seed, r.spec.fold) for r in first.runs} == {(3, "03"), (5, "03"), (3, "08"),
                                                                  (5, "08")}
-    assert first.runs[0].spec.options == {"normalize": "global", "hidden": 32}
+    assert first.runs[0].spec.options == {"normalize": "none", "hidden": 32}
     assert second.budget.max_device_seconds == 30.0 and second.budget.max_steps == 40
     assert second.runs[0].spec.options == {"normalize": "speaker"}
     assert baseline.runs[0].spec.options == {"normalize": "speaker", "alpha": 0.0}

@@ -164,3 +164,74 @@ def test_budgets_from_yaml_are_validated(tmp_path) -> None:
         budget_from_mapping("type", {"base": "smoke", "batch_seconds": "ten"})
     with pytest.raises(ConfigError, match=r"unknown budget 'probes': did you mean 'probe'\?"):
         resolve_budget("probes")
+
+
+def _summed(seconds: float) -> float:
+    """What torchrun's all-reduce gives one rank in a world of one: its own seconds, but with
+    the timer off, as under DDP."""
+    return seconds
+
+
+class SlowerProbe(Probe):
+    """Every step takes 0.3 s."""
+
+    def loss(self, batch: Batch) -> torch.Tensor:
+        time.sleep(0.3)
+        return super().loss(batch)
+
+
+def test_the_device_seconds_limit_holds_without_a_timer_as_under_ddp() -> None:
+    usage = train(SlowerProbe(), ToyFeed(), budget(max_steps=10_000, max_device_seconds=1.0),
+                  (Stage("train", 1.0),), 0.05, torch.device("cpu"), 0, LABELS,
+                  share_seconds=_summed)
+    assert usage.stopped_by == "max_device_seconds"
+    # three steps fit; a fourth would end at 1.2 s, so the loop stops before it
+    assert usage.steps == 3
+    assert usage.stages[0]["device_seconds"] <= 1.0
+
+
+def test_a_preparation_step_stops_at_its_share_without_a_timer() -> None:
+    class Preparation(GreedyPreparation):
+        def begin_stage(self, name: str, data) -> None:
+            if name == "prepare":
+                for _ in data.train_batches(epochs=50):  # 400 batches, 4 s
+                    self.seen += 1
+                    time.sleep(0.01)
+
+    model = Preparation()
+    usage = train(model, ToyFeed(), budget(max_steps=40, max_device_seconds=2.0),
+                  (Stage("prepare", 0.25), Stage("train", 0.75)), 0.05, torch.device("cpu"), 0,
+                  LABELS, share_seconds=_summed)
+    assert usage.stages[0]["device_seconds"] <= 0.5 + 0.05
+    assert model.seen < 60
+
+
+class SlowPredictions(Probe):
+    """Steps of 0.1 s for 8 utterances; predictions of 0.05 s per 16 utterances."""
+
+    def loss(self, batch: Batch) -> torch.Tensor:
+        time.sleep(0.1)
+        return super().loss(batch)
+
+    def predict(self, batch: Batch) -> torch.Tensor:
+        if not self.training:
+            time.sleep(0.05)
+        return super().predict(batch)
+
+
+def test_building_and_the_closing_evaluation_count_against_the_limit() -> None:
+    # 0.4 s already spent building; the last dev evaluation (64 utterances, 0.2 s) and a test
+    # set of 64 must fit too: the loop keeps their seconds back (measured on the dev evaluations
+    # every 5 steps) and stops early
+    usage = train(SlowPredictions(), ToyFeed(), budget(max_steps=10_000, max_device_seconds=2.0,
+                                                       eval_every=5),
+                  (Stage("train", 1.0),), 0.05, torch.device("cpu"), 0, LABELS,
+                  spent=0.4, closing_items=128)
+    assert usage.build_seconds == 0.4
+    assert usage.stopped_by == "max_device_seconds"
+    assert usage.device_seconds == pytest.approx(
+        0.4 + usage.stages[0]["device_seconds"] + usage.eval_seconds - 0.2 * (
+            usage.evaluations - 1), abs=0.01)
+    # the test prediction (about 0.2 s more) still fits in the 2 s
+    assert usage.device_seconds + 0.2 <= 2.0
+    assert 8 <= usage.steps <= 10

@@ -17,7 +17,9 @@ PROBE_DEFAULTS: dict[str, Any] = {
     "lr": 1e-3,
     "layer": "weighted",  # weighted (SUPERB) | last | <index>
     "hidden": 256,
-    "normalize": "none",  # none | global | speaker: applied by the harness to the features
+    # none | global | speaker, applied by the harness to the features. global: the training
+    # set's statistics (eGeMAPS sits at chance without them); SUPERB used none
+    "normalize": "global",
 }
 
 
@@ -51,6 +53,7 @@ def method_specs() -> list[MethodSpec]:
             inputs="pooled",
             defaults=dict(PROBE_DEFAULTS),
             search_space={"lr": (1e-4, 3e-4, 1e-3, 3e-3)},
+            tunes=("lr",),
         ),
         MethodSpec(
             name="mlp",
@@ -60,6 +63,7 @@ def method_specs() -> list[MethodSpec]:
             inputs="frames",
             defaults=dict(PROBE_DEFAULTS),
             search_space={"lr": (1e-4, 3e-4, 1e-3, 3e-3)},
+            tunes=("lr",),
         ),
         MethodSpec(
             name="finetune",
@@ -72,6 +76,7 @@ def method_specs() -> list[MethodSpec]:
                 "layer": "last",  # last | weighted | <index>
             },
             search_space={"upstream_lr": (1e-5, 2e-5, 5e-5)},
+            tunes=("upstream_lr",),
         ),
         MethodSpec(
             name="logreg",

@@ -45,7 +45,7 @@ DEFAULTS: dict[str, Any] = {
     "dropout": 0.7,
     "lr": 1e-3,
     "upstream_lr": 2e-5,
-    "normalize": "none",  # none | global | speaker (frozen features only)
+    "normalize": "global",  # none | global | speaker (frozen features only; else none)
 }
 
 BASELINE: dict[str, Any] = {"alpha": 0.0}
@@ -73,6 +73,7 @@ def method_spec() -> MethodSpec:
         inputs="pooled",
         defaults=dict(DEFAULTS),
         search_space={"lr": (3e-4, 1e-3, 3e-3)},
+        tunes=("lr",),
     )
 
 

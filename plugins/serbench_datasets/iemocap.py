@@ -118,9 +118,14 @@ def _transcripts(folder: Path) -> dict[str, str]:
 
 
 def folds(utterances: Sequence[Utterance], protocol: str, options: Mapping[str, Any]) -> list[Fold]:
-    """``loso``: one fold per session; ``lospk``: one per speaker. Dev: the next speaker by id."""
-    if protocol == "loso":
-        return leave_one_group_out(utterances, lambda u: u.session or "")
+    """``loso``: one fold per session, dev = both speakers of the next session (cyclically), so
+    dev is gender-balanced and shares no speaker nor session with test; ``loso_improvised``: the
+    same on the improvised dialogues only; ``lospk``: one fold per speaker, dev = the next
+    speaker by id."""
+    if protocol == "loso_improvised":
+        utterances = [u for u in utterances if "_impro" in u.key]
+    if protocol in ("loso", "loso_improvised"):
+        return leave_one_group_out(utterances, lambda u: u.session or "", dev_groups=1)
     return leave_one_group_out(utterances, lambda u: u.speaker)
 
 
@@ -129,7 +134,10 @@ def spec() -> DatasetSpec:
         name=NAME,
         labels=LABELS,
         protocols={
-            "loso": "5 folds, leave one session out (SUPERB / EmoBox); dev = one training speaker",
+            "loso": "5 folds, leave one session out (SUPERB / EmoBox); dev = both speakers of "
+                    "the next session",
+            "loso_improvised": "loso on the improvised dialogues only: the scripted ones repeat "
+                               "the same scripts in every session, which text methods can learn",
             "lospk": "10 folds, leave one speaker out; dev = the next speaker by id",
         },
         load_manifest=load_manifest,

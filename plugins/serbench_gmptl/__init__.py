@@ -67,7 +67,7 @@ DEFAULTS: dict[str, Any] = {
     "encoder_layers": 2,  # frozen upstream: residual conv blocks
     "lr": 1e-3,
     "upstream_lr": 2e-5,
-    "normalize": "none",  # none | global | speaker (frozen features only)
+    "normalize": "global",  # none | global | speaker (frozen features only; else none)
 }
 
 
@@ -90,6 +90,7 @@ def method_spec(name: str = "gmp_tl", shares: Sequence[float] = DEFAULT_SHARES) 
         finetunes_upstream=True,
         inputs="frames",
         defaults=dict(DEFAULTS),
+        tunes=(),  # no trial search: max_trials > 1 trains it once
         stages=tuple(Stage(n, float(s), d)
                      for n, s, d in zip(STAGE_NAMES, shares, DESCRIPTIONS, strict=True)),
     )
