@@ -559,7 +559,6 @@ def run_plan(
 
 
 def _notify(plan: Plan, record: Mapping[str, Any]) -> None:
-    try:
-        plan.components.plugins.pm.hook.serbench_run_finished(result=dict(record))
-    except Exception as exc:  # an observer must not lose a run
-        print(f"serbench: warning: a serbench_run_finished hook raised {exc!r}", file=sys.stderr)
+    from .plugins import notify_run_finished
+
+    notify_run_finished(plan.components.plugins, record)

@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Sequence
 
+from .progress import step as show_step
 from .specs import Batch, Budget, ConfigError, Stage
 
 
@@ -298,6 +299,8 @@ def train(
                 stage_steps += 1
                 usage.steps += 1
                 usage.audio_seconds += batch.audio_seconds
+                show_step(stage.name, usage.steps, budget.max_steps, best_uar,
+                          budget.max_device_seconds - usage.device_seconds - clock.used)
                 if final_stage and (stage_steps % budget.eval_every == 0):
                     with clock.metered():
                         uar = _dev_uar(model, feed, device, budget, labels)
