@@ -237,7 +237,7 @@ def _plugin_commands(cli: Cli) -> Any:
 
 
 def _warn_left_out(plugins: Any) -> None:
-    """Every command but ``serbench plugins`` says in one line which plugins were left out."""
+    """Every command but ``serbench plugins`` ends with one line naming the plugins left out."""
     from .plugins import warn_failed
     from .registry import collect
 
@@ -260,9 +260,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not getattr(args, "_handler", None):
             parser.print_help()
             return EXIT_ERROR
-        if args.command != "plugins":
+        code = int(args._handler(args) or 0)
+        if args.command != "plugins":  # after the output: an error stays one line
             _warn_left_out(plugins)
-        return int(args._handler(args) or 0)
+        return code
     except KeyboardInterrupt:
         print("serbench: interrupted", file=sys.stderr)
         return 130

@@ -49,7 +49,7 @@ class Registry(Generic[T]):
 
     def get(self, name: str) -> T:
         if name in self.clashes:
-            plugins = " and ".join(f"plugin {p!r}" for p, _ in self.clashes[name])
+            plugins = " and by ".join(f"plugin {p!r}" for p, _ in self.clashes[name])
             raise DuplicateName(f"{self.kind} {name!r} is registered twice: by {plugins}; "
                                 "uninstall one of them (`serbench plugins` lists both)")
         if name in self.items:
