@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence, TextIO
 
 DEFAULT_SECONDS = 30.0
+TTY_SECONDS = 0.2  # a live bar redraws at most this often
 _LISTENER: Callable[[StepInfo], None] | None = None
 
 
@@ -57,7 +58,7 @@ class SweepProgress:
         self.done = self.skipped = self.failed = 0
         self.ran = 0  # finished by training, not skipped: the ETA's sample
         self.started = time.monotonic()
-        self.last_line = 0.0
+        self.last_line = float("-inf")  # the first step shows at once
         self.current: tuple[str, StepInfo | None] | None = self._next(0)
         self.interval = interval if interval is not None else float(
             os.environ.get("SERBENCH_PROGRESS_SECONDS", DEFAULT_SECONDS))
@@ -124,12 +125,14 @@ class SweepProgress:
         self._show(force=False)
 
     def _show(self, force: bool) -> None:
+        now = time.monotonic()
+        every = self.interval if self.bar is None else TTY_SECONDS
+        if not force and now - self.last_line < every:
+            return
+        self.last_line = now
         if self.bar is not None:  # tqdm draws the count and its own ETA
             self.bar.n = self.done
             self.bar.set_postfix_str(f"{self.skipped} skipped, {self.failed} failed | "
                                      f"{self.run_text()}", refresh=True)
-            return
-        now = time.monotonic()
-        if force or now - self.last_line >= self.interval:
-            self.last_line = now
+        else:
             print(f"serbench: progress: {self.text()}", file=self.stream, flush=True)
