@@ -318,6 +318,7 @@ def execute_run(plan: Plan, run: PlannedRun, device: Any, quiet: bool = True,
     """
     import numpy as np
 
+    from .contracts import method_model
     from .distributed import current_world
     from .feeds import AudioFeed, CachedFeed
     from .metrics import compute_metrics
@@ -385,7 +386,7 @@ def execute_run(plan: Plan, run: PlannedRun, device: Any, quiet: bool = True,
             text_encoder=lambda name: _text_encoder(plan.components, name),
             stages=cond.method.stages,
         )
-        model = cond.method.build(ctx).to(device)
+        model = method_model(cond.method.name, cond.method.build(ctx)).to(device)
         world = current_world()
         usage = train(world.wrap(model) if world else model, feed, trial_budget,
                       getattr(model, "stages", cond.method.stages),

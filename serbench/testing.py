@@ -59,15 +59,24 @@ def sample_audio(sample_rate: int, seconds: tuple[float, ...] = AUDIO_SECONDS
     return batch, lengths
 
 
+def _describe(exc: Exception) -> str:
+    """A broken contract speaks for itself; anything else keeps its exception type."""
+    from .contracts import ContractError
+
+    return str(exc) if isinstance(exc, ContractError) else f"{type(exc).__name__}: {exc}"
+
+
 def _run(module: Any, spec: UpstreamSpec, inputs: Any) -> tuple[list[torch.Tensor], torch.Tensor]:
     import torch
 
+    from .contracts import upstream_output
+
     with torch.inference_mode():
         if spec.modality == "text":
-            layers, lengths = module(list(inputs))
+            layers, lengths = upstream_output(spec.name, module(list(inputs)))
         else:
             waves, lengths = inputs
-            layers, lengths = module(waves, lengths)
+            layers, lengths = upstream_output(spec.name, module(waves, lengths))
     return [t.detach().float().cpu() for t in layers], lengths.detach().cpu()
 
 
@@ -114,9 +123,7 @@ def check_upstream(spec: UpstreamSpec, device: Any = "cpu") -> list[Check]:
     checks.append(Check("eval mode", not module.training,
                         "frozen use must not drop layers or apply dropout"
                         if module.training else "module.training is False"))
-    revision = getattr(module, "revision", None)
-    checks.append(Check("revision", isinstance(revision, str) and bool(revision),
-                        f"revision = {revision!r}"))
+    checks.append(_revision(spec, module))
 
     if spec.modality == "text":
         inputs: Any = TEXTS
@@ -126,7 +133,7 @@ def check_upstream(spec: UpstreamSpec, device: Any = "cpu") -> list[Check]:
     try:
         layers, frames = _run(module, spec, inputs)
     except Exception as exc:
-        checks.append(Check("forward", False, f"{type(exc).__name__}: {exc}"))
+        checks.append(Check("forward", False, _describe(exc)))
         return checks
     shape_checks = _shape_checks(spec, layers, frames)
     checks.extend(shape_checks)
@@ -141,6 +148,16 @@ def check_upstream(spec: UpstreamSpec, device: Any = "cpu") -> list[Check]:
     same = torch.equal(frames_again, frames) and worst <= 1e-6
     checks.append(Check("deterministic", same, f"second run differs by {worst:.2e} (relative)"))
     return checks
+
+
+def _revision(spec: UpstreamSpec, module: Any) -> Check:
+    """The loaded module's ``revision`` is optional: without one, runs record the spec's."""
+    if not hasattr(module, "revision"):
+        return Check("revision", True, f"no module.revision: runs record the spec's revision "
+                                       f"{spec.revision or 'none'!r}")
+    revision = module.revision
+    return Check("revision", isinstance(revision, str) and bool(revision),
+                 f"module.revision = {revision!r} (a non-empty string, or leave it out)")
 
 
 def _shape_checks(spec: UpstreamSpec, layers: list[torch.Tensor], frames: torch.Tensor
@@ -300,6 +317,7 @@ def check_method(spec: Any, options: dict[str, Any] | None = None, device: Any =
     """
     import torch
 
+    from .contracts import method_model
     from .registry import collect
     from .specs import BuildContext, DatasetSpec, UpstreamSpec
 
@@ -319,14 +337,10 @@ def check_method(spec: Any, options: dict[str, Any] | None = None, device: Any =
     checks: list[Check] = []
     torch.manual_seed(0)
     try:
-        model = spec.build(ctx).to(device)
+        model = method_model(spec.name, spec.build(ctx)).to(device)
     except Exception as exc:  # the report says what failed instead of stopping
-        return [Check("build", False, f"{type(exc).__name__}: {exc}")]
-    missing = [m for m in ("loss", "predict") if not callable(getattr(model, m, None))]
-    checks.append(Check("build", not missing,
-                        f"missing {', '.join(missing)}" if missing else type(model).__name__))
-    if missing:
-        return checks
+        return [Check("build", False, _describe(exc))]
+    checks.append(Check("build", True, type(model).__name__))
     batch = _synthetic_batch(spec, layers, dim, len(labels)).to(device)
     model.train()
     loss = model.loss(batch)
