@@ -8,6 +8,7 @@ The other public modules are ``serbench.testing`` (conformance checks) and ``ser
 
 from typing import TYPE_CHECKING
 
+from .folds import leave_one_group_out
 from .hookspecs import hookimpl
 from .specs import (
     GENDERS,
@@ -53,5 +54,6 @@ __all__ = [
     "Utterance",
     "components",
     "hookimpl",
+    "leave_one_group_out",
     "__version__",
 ]
