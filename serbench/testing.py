@@ -364,7 +364,8 @@ def check_method(spec: Any, options: dict[str, Any] | None = None, device: Any =
                             f"max difference {diff:.2e} with padding set to 1e3"))
     model.train()
     optimiser = (model.configure_optimizer() if hasattr(model, "configure_optimizer")
-                 else torch.optim.Adam(trainable, lr=float(opts.get("lr", 1e-3))))
+                 else torch.optim.AdamW(trainable, lr=float(opts.get("lr", 1e-3)),
+                                        weight_decay=0.0))  # the harness's default
     first = float(model.loss(batch).detach())
     for _ in range(30):
         optimiser.zero_grad()
