@@ -51,8 +51,10 @@ def default_results() -> str:
 
 
 def _plugins(args: argparse.Namespace) -> int:
+    import textwrap
+
     from .registry import collect
-    from .terminal import fit_table
+    from .terminal import fit_table, width
 
     comps = collect()
     rows = [
@@ -89,7 +91,8 @@ def _plugins(args: argparse.Namespace) -> int:
     print(fit_table(table, ["plugin", "package", "version", "status", "components / error"],
                     wrap=[4]))
     for line in clashes:
-        print(f"clash: {line}; commands that use this name refuse it")
+        print(textwrap.fill(f"clash: {line}; commands that use this name refuse it", width(),
+                            subsequent_indent="  "))
     if not args.verbose:
         print("(-v names every component; --json gives everything)")
     return 0

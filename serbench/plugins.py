@@ -121,9 +121,9 @@ def _unknown_hook(hook: str) -> str:
 
 def warn_failed(plugins: Plugins) -> None:
     """One stderr line for commands other than ``serbench plugins``: what was left out."""
-    failed = plugins.failed()
+    failed = [i for i in plugins.infos.values() if i.error]
     if failed:
-        names = ", ".join(sorted(failed))
+        names = ", ".join(sorted(f"{i.name} ({i.distribution})" for i in failed))
         print(f"serbench: warning: left out plugin{'s' if len(failed) > 1 else ''} {names} "
               "(run `serbench plugins` to see why)", file=sys.stderr)
 
