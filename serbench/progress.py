@@ -57,7 +57,9 @@ class SweepProgress:
         self.total = len(self.runs)
         self.done = self.skipped = self.failed = 0
         self.ran = 0  # finished by training, not skipped: the ETA's sample
-        self.started = time.monotonic()
+        self.ran_seconds = 0.0
+        self.run_started = time.monotonic()
+        self.first_step = (0, self.run_started)  # (step, when) of the current run's first step
         self.last_line = float("-inf")  # the first step shows at once
         self.current: tuple[str, StepInfo | None] | None = self._next(0)
         self.interval = interval if interval is not None else float(
@@ -86,10 +88,25 @@ class SweepProgress:
             self.bar.close()
 
     def eta(self) -> str:
+        """The current run's rest (from its step rate) plus the mean duration of the runs done
+        times the runs after it; ``?`` until there is a rate to go by."""
         left = self.total - self.done
-        if not self.ran:
-            return "?" if left else _clock(0)
-        return _clock((time.monotonic() - self.started) / self.ran * left)
+        if not left:
+            return _clock(0)
+        now = time.monotonic()
+        elapsed = now - self.run_started
+        info = self.current[1] if self.current else None
+        mean = self.ran_seconds / self.ran if self.ran else None
+        if info is not None and info.step > self.first_step[0]:  # a step rate, set-up excluded
+            rate = (now - self.first_step[1]) / (info.step - self.first_step[0])
+            current = rate * max(0, info.max_steps - info.step)
+        elif mean is not None:
+            current = max(0.0, mean - elapsed)
+        else:
+            return "?"
+        if mean is None:
+            mean = elapsed + current  # the current run's own estimate
+        return _clock(current + mean * (left - 1))
 
     def sweep_text(self) -> str:
         return f"{self.done}/{self.total} runs done, {self.skipped} skipped, {self.failed} failed"
@@ -110,17 +127,22 @@ class SweepProgress:
 
     def report(self, out: Mapping[str, Any]) -> None:
         """One finished (or skipped) run's outcome, as the executor reports it."""
+        now = time.monotonic()
         self.done += 1
         if out["status"] == "skipped":
             self.skipped += 1
         else:
             self.ran += 1
+            self.ran_seconds += now - self.run_started
             self.failed += out["status"] == "failed"
+        self.run_started = now
         self.current = self._next(self.done)
         self._show(force=out["status"] != "skipped")
 
     def on_step(self, info: StepInfo) -> None:
         if self.current is not None:
+            if self.current[1] is None:  # the run's first step: its rate counts from here
+                self.first_step = (info.step, time.monotonic())
             self.current = (self.current[0], info)
         self._show(force=False)
 

@@ -27,15 +27,18 @@ def test_plain_progress_lines_show_the_sweep_and_the_current_run(data_root: Path
     out = serbench(*args)
     assert out.returncode == 0, out.stderr
     lines = progress_lines(out.stderr)
-    step = re.compile(r"serbench: progress: 0/1 runs done, 0 skipped, 0 failed, ETA \? \| "
+    step = re.compile(r"serbench: progress: 0/1 runs done, 0 skipped, 0 failed, "
+                      r"ETA (\?|0:0\d:\d\d) \| "
                       r"linear/fbank fold 03 seed 0: train step (\d+)/40, best dev UAR "
                       r"(–|0\.\d{3}), (\d+) s of budget left$")
     steps = [step.match(line) for line in lines[:-1]]
     assert all(steps), lines
-    assert [int(m.group(1)) for m in steps] == list(range(1, 41))  # every step (interval 0)
-    assert {m.group(2) for m in steps[:20]} == {"–"}  # no dev evaluation before step 20
-    assert all(m.group(2) != "–" for m in steps[20:])
-    assert all(0 < int(m.group(3)) <= 120 for m in steps)  # the smoke budget's 120 s
+    assert [int(m.group(2)) for m in steps] == list(range(1, 41))  # every step (interval 0)
+    # no rate before the second step; then the rest of the run from its step rate
+    assert steps[0].group(1) == "?" and all(m.group(1) != "?" for m in steps[1:])
+    assert {m.group(3) for m in steps[:20]} == {"–"}  # no dev evaluation before step 20
+    assert all(m.group(3) != "–" for m in steps[20:])
+    assert all(0 < int(m.group(4)) <= 120 for m in steps)  # the smoke budget's 120 s
     assert lines[-1] == "serbench: progress: 1/1 runs done, 0 skipped, 0 failed, ETA 0:00:00"
 
     again = serbench(*args)
