@@ -33,7 +33,8 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     da.add_argument("name", help="a registered dataset")
     da.add_argument("--data-root", metavar="DIR",
                     help="the corpus folder or the folder holding it (default $SERBENCH_DATA)")
-    da.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+    da.add_argument("--option", "--dataset-option", dest="option", action="append", default=[],
+                    metavar="KEY=VALUE",
                     help="dataset option (repeatable)")
     da.add_argument("--json", action="store_true", help="print the checks and counts as JSON")
 
