@@ -1,8 +1,14 @@
 """serbench: a referee for speech emotion recognition methods.
 
-Plugin authors import from here: ``hookimpl`` and the spec classes.
+Plugin authors import from here: ``hookimpl``, the spec classes, ``ConfigError`` for one-line user
+errors, and ``components()`` to look up what the installed plugins registered (in tests).
+The other public modules are ``serbench.testing`` (conformance checks) and ``serbench.api``
+(results as pandas DataFrames).
 """
 
+from typing import TYPE_CHECKING
+
+from .folds import leave_one_group_out
 from .hookspecs import hookimpl
 from .specs import (
     GENDERS,
@@ -19,7 +25,19 @@ from .specs import (
     Utterance,
 )
 
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from .registry import Components
+
 __version__ = "0.1.0"
+
+
+def components() -> "Components":
+    """Every installed plugin's components: ``components().upstreams.get("example_mfcc")``;
+    ``.origin[name]`` is the plugin that registered ``name``."""
+    from .registry import collect
+
+    return collect()
+
 
 __all__ = [
     "GENDERS",
@@ -34,6 +52,8 @@ __all__ = [
     "Stage",
     "UpstreamSpec",
     "Utterance",
+    "components",
     "hookimpl",
+    "leave_one_group_out",
     "__version__",
 ]

@@ -51,7 +51,10 @@ def default_results() -> str:
 
 
 def _plugins(args: argparse.Namespace) -> int:
+    import textwrap
+
     from .registry import collect
+    from .terminal import fit_table, width
 
     comps = collect()
     rows = [
@@ -66,17 +69,32 @@ def _plugins(args: argparse.Namespace) -> int:
         }
         for i in comps.plugins.infos.values()
     ]
+    clashes = [f"{reg.kind} {name!r} is registered by "
+               + " and ".join(repr(p) for p, _ in reg.clashes[name])
+               for kind in ("upstreams", "methods", "datasets")
+               for reg in [comps.registry(kind)] for name in sorted(reg.clashes)]
     if args.json:
         print_json(rows)
         return 0
-    from tabulate import tabulate
 
-    table = [
-        [r["name"], r["distribution"], r["version"], r["status"],
-         r["error"] or ", ".join(r["components"])]
-        for r in rows
-    ]
-    print(tabulate(table, headers=["plugin", "package", "version", "status", "components / error"]))
+    def summary(components: list[str]) -> str:
+        by_kind: dict[str, list[str]] = {}
+        for c in components:
+            kind, name = c.split(":", 1)
+            by_kind.setdefault(kind, []).append(name)
+        return "; ".join(f"{len(names)} {kind}{'s' if len(names) > 1 else ''}"
+                         + (f": {', '.join(names)}" if args.verbose else "")
+                         for kind, names in by_kind.items())
+
+    table = [[r["name"], r["distribution"], r["version"], r["status"],
+              r["error"] or summary(r["components"])] for r in rows]
+    print(fit_table(table, ["plugin", "package", "version", "status", "components / error"],
+                    wrap=[4]))
+    for line in clashes:
+        print(textwrap.fill(f"clash: {line}; commands that use this name refuse it", width(),
+                            subsequent_indent="  "))
+    if not args.verbose:
+        print("(-v names every component; --json gives everything)")
     return 0
 
 
@@ -101,11 +119,10 @@ def describe_components(kind: str) -> list[dict[str, Any]]:
     comps = collect()
     reg = comps.registry(kind)
     rows = []
-    for name in reg:
-        spec = reg.items[name]
+    for name, plugin, spec in reg.entries():
         row: dict[str, Any] = {
             "name": name,
-            "plugin": reg.origin[name],
+            "plugin": plugin,
             "description": _first_line(spec.description),
         }
         if kind == "methods":
@@ -134,15 +151,33 @@ def describe_components(kind: str) -> list[dict[str, Any]]:
 
 
 def _list(args: argparse.Namespace) -> int:
+    from .terminal import fit_table
+
     rows = describe_components(args.kind)
     if args.json:
         print_json(rows)
         return 0
-    from tabulate import tabulate
-
-    print(tabulate([[r["name"], r["plugin"], r["description"]] for r in rows],
-                   headers=[args.kind[:-1], "plugin", "description"]))
+    if args.kind == "methods":
+        table = [[r["name"], r["plugin"], _options_text(r["options"]), r["description"]]
+                 for r in rows]
+        print(fit_table(table, ["method", "plugin", "options (defaults)", "description"],
+                        wrap=[2, 3]))
+        return 0
+    print(fit_table([[r["name"], r["plugin"], r["description"]] for r in rows],
+                    [args.kind[:-1], "plugin", "description"], wrap=[2]))
     return 0
+
+
+def _options_text(options: dict[str, Any]) -> str:
+    return " ".join(f"{k}={_value_text(v)}" for k, v in options.items())
+
+
+def _value_text(value: Any) -> str:
+    if isinstance(value, bool) or value is None:
+        return str(value).lower() if value is not None else "none"
+    if isinstance(value, (list, tuple)):
+        return ",".join(str(v) for v in value)
+    return repr(value) if isinstance(value, str) and " " in value else str(value)
 
 
 # ------------------------------------------------------------------------------------ parser
@@ -157,8 +192,12 @@ def build_parser() -> tuple[argparse.ArgumentParser, Cli]:
     parser.add_argument("--version", action="version", version=_version())
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     cli = Cli(sub)
+    def configure_plugins(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--json", action="store_true", help="every field, as JSON")
+        p.add_argument("-v", "--verbose", action="store_true", help="name every component")
+
     cli.add("plugins", "list installed plugins, their components and load errors",
-            lambda p: p.add_argument("--json", action="store_true"), _plugins)
+            configure_plugins, _plugins)
 
     def configure_list(p: argparse.ArgumentParser) -> None:
         p.add_argument("kind", choices=["upstreams", "methods", "datasets", "budgets"])
@@ -191,11 +230,21 @@ def _import_commands(module: str, cli: Cli) -> None:
     mod.add_commands(cli)
 
 
-def _plugin_commands(cli: Cli) -> None:
+def _plugin_commands(cli: Cli) -> Any:
+    """Let plugins add sub-commands; returns the plugin manager for the load warning."""
     from .plugins import make_manager
 
     plugins = make_manager()
     plugins.pm.hook.serbench_register_commands(cli=cli)
+    return plugins
+
+
+def _warn_left_out(plugins: Any) -> None:
+    """Every command but ``serbench plugins`` ends with one line naming the plugins left out."""
+    from .plugins import warn_failed
+    from .registry import collect
+
+    warn_failed(collect(plugins).plugins)
 
 
 def _version() -> str:
@@ -209,12 +258,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     debug = "--debug" in argv
     try:
         parser, cli = build_parser()
-        _plugin_commands(cli)
+        plugins = _plugin_commands(cli)
         args = parser.parse_args(argv)
         if not getattr(args, "_handler", None):
             parser.print_help()
             return EXIT_ERROR
-        return int(args._handler(args) or 0)
+        code = int(args._handler(args) or 0)
+        if args.command != "plugins":  # after the output: an error stays one line
+            _warn_left_out(plugins)
+        return code
     except KeyboardInterrupt:
         print("serbench: interrupted", file=sys.stderr)
         return 130
@@ -234,10 +286,6 @@ def error_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split())
     if isinstance(exc, (ConfigError, FileNotFoundError, PermissionError)):
         return text or type(exc).__name__
-    from .plugins import PluginLoadError
-
-    if isinstance(exc, PluginLoadError):
-        return text
     return f"{type(exc).__name__}: {text} (run with --debug for the traceback)"
 
 

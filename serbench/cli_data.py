@@ -98,7 +98,8 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     stats.add_argument("--data-root", help="the corpus folder or the folder holding it "
                                            "(default: $SERBENCH_DATA)")
     stats.add_argument("--protocol", help="fold protocol (default: the dataset's first)")
-    stats.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+    stats.add_argument("--option", "--dataset-option", dest="option", action="append",
+                       default=[], metavar="KEY=VALUE",
                        help="dataset option, e.g. label_set=full (repeatable)")
     stats.add_argument("--json", action="store_true")
     stats.set_defaults(_data=_stats)

@@ -11,11 +11,25 @@ from typing import Any
 from .cli import Cli, default_results
 
 
+class Names(argparse.Action):
+    """A name flag: repeatable, each value one name or a comma list (``--folds 03,16``).
+
+    Only name flags split on commas; ``--option`` values (``k_values=50,100,200``) never do.
+    """
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        have = list(getattr(namespace, self.dest, None) or [])
+        for value in values:
+            have += [n.strip() for n in value.split(",") if n.strip()]
+        setattr(namespace, self.dest, have)
+
+
 def configure(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--method", action="append", default=[], metavar="M",
-                   help="method name (repeat for a grid)")
-    p.add_argument("--upstream", action="append", default=[], metavar="U",
-                   help="upstream name (repeat for a grid)")
+    p.add_argument("--method", action=Names, nargs="+", default=[], metavar="M",
+                   help="method name; repeat the flag or give a comma list for a grid")
+    p.add_argument("--upstream", action=Names, nargs="+", default=[],
+                   metavar="U", help="upstream name; repeat the flag or give a comma list")
     p.add_argument("--dataset", metavar="D", help="dataset name")
     p.add_argument("--suite", metavar="FILE",
                    help="a suite YAML (benchmarks/suites/) instead of --method/--upstream/"
@@ -33,7 +47,9 @@ def configure(p: argparse.ArgumentParser) -> None:
                         "for a quick test)")
     p.add_argument("--budgets", metavar="FILE", help="YAML file defining more budgets")
     p.add_argument("--seeds", type=int, default=3, metavar="N", help="seeds 0..N-1 (default 3)")
-    p.add_argument("--folds", nargs="+", metavar="FOLD", help="only these folds (names or indices)")
+    p.add_argument("--folds", action=Names, nargs="+", metavar="FOLD",
+                   help="only these folds (names or indices); repeat the flag or give a comma "
+                        "list: --folds 03,16")
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                    help="method option, validated against the method's declared options")
     p.add_argument("--dataset-option", action="append", default=[], metavar="KEY=VALUE",
@@ -59,6 +75,7 @@ def handle(args: argparse.Namespace) -> int:
     from .budgets import load_budget_file, resolve_budget
     from .executors import is_primary, make_executor
     from .options import parse_pairs
+    from .preflight import preflight
     from .registry import collect
     from .runner import make_plan
     from .specs import ConfigError
@@ -104,6 +121,7 @@ def handle(args: argparse.Namespace) -> int:
         ) for methods, opts in groups]
     if args.dry_run:
         return _print_plan(plans, args.json)
+    preflight(plans)  # an error every run would meet: once, and nothing stored
     total = sum(len(p.runs) for p in plans)
     todo = sum(len(p.todo()) for p in plans)
     if not args.json and not args.quiet:
@@ -117,13 +135,35 @@ def handle(args: argparse.Namespace) -> int:
         elif not args.quiet or out["status"] == "failed":
             print(_line(out), flush=True)
 
-    outcomes = executor.run(plans, store, device=args.device, quiet=args.quiet or args.json,
-                            report=report)
+    with _progress(args, plans) as display:
+        def show(out: dict[str, Any]) -> None:
+            report(out)
+            if display is not None:
+                display.report(out)
+
+        outcomes = executor.run(plans, store, device=args.device,
+                                quiet=args.quiet or args.json, report=show)
     failed = [o for o in outcomes if o["status"] == "failed"]
     if failed and not args.json and is_primary():
         print(f"serbench: {len(failed)} of {len(outcomes)} runs failed; their errors are stored "
               "and running the same command again retries them", file=sys.stderr)
     return 1 if failed else 0
+
+
+def _progress(args: argparse.Namespace, plans: list[Any]) -> Any:
+    """The live display on stderr, or a no-op with --json, --quiet and on torchrun ranks > 0."""
+    import contextlib
+
+    from .progress import SweepProgress
+
+    if args.json or args.quiet:
+        return contextlib.nullcontext()
+    runs = [(r.run_id, f"{r.spec.method}/{r.spec.upstream} fold {r.spec.fold} seed {r.spec.seed}")
+            for p in plans for r in p.runs]
+    sequential = args.executor == "local" and args.workers == 1
+    if not sequential:  # the pooled executors run a run id planned twice once
+        runs = list(dict(runs).items())
+    return SweepProgress(runs, sequential=sequential)
 
 
 def _line(out: dict[str, Any]) -> str:

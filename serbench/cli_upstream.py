@@ -1,9 +1,11 @@
-"""``serbench validate upstream|method NAME``: the conformance checks of ``serbench.testing``."""
+"""``serbench validate upstream|method|dataset NAME``: the conformance checks of
+``serbench.testing``."""
 
 from __future__ import annotations
 
 import argparse
 from dataclasses import asdict
+from typing import Any, Sequence
 
 from .cli import Cli, print_json
 
@@ -24,6 +26,17 @@ def _configure(parser: argparse.ArgumentParser) -> None:
                     help="method option, e.g. text_encoder=minilm")
     me.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 … (default: auto)")
     me.add_argument("--json", action="store_true", help="print the checks as JSON")
+    da = sub.add_parser("dataset", help="read a dataset as a run will and check it",
+                        description="Load the manifest, check labels against the declared set, "
+                        "decode every file, check genders, and check every protocol's folds "
+                        "(disjoint, speaker-independent); print the counts.")
+    da.add_argument("name", help="a registered dataset")
+    da.add_argument("--data-root", metavar="DIR",
+                    help="the corpus folder or the folder holding it (default $SERBENCH_DATA)")
+    da.add_argument("--option", "--dataset-option", dest="option", action="append", default=[],
+                    metavar="KEY=VALUE",
+                    help="dataset option (repeatable)")
+    da.add_argument("--json", action="store_true", help="print the checks and counts as JSON")
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -31,6 +44,8 @@ def _validate(args: argparse.Namespace) -> int:
     from .testing import check_method, check_upstream
 
     kind = args.validate_kind
+    if kind == "dataset":
+        return _validate_dataset(args)
     device = args.device
     if device == "auto":
         import torch
@@ -45,16 +60,41 @@ def _validate(args: argparse.Namespace) -> int:
     else:
         spec = collect().upstreams.get(args.name)
         checks = check_upstream(spec, device=device)
+    return _report(args, {kind: spec.name, "device": device}, f"{kind} {spec.name} on {device}",
+                   checks)
+
+
+def _report(args: argparse.Namespace, head: dict[str, Any], title: str, checks: list[Any],
+            tail: Sequence[str] = ()) -> int:
+    """The checks as PASS / FAIL lines (then ``tail``) or JSON; exit 1 when one failed."""
     failed = [c for c in checks if not c.ok]
     if args.json:
-        print_json({kind: spec.name, "device": device, "ok": not failed,
-                    "checks": [asdict(c) for c in checks]})
+        print_json({**head, "ok": not failed, "checks": [asdict(c) for c in checks]})
     else:
-        print(f"{kind} {spec.name} on {device}")
+        print(title)
         for c in checks:
             print(f"{'PASS' if c.ok else 'FAIL'}  {c.name}: {c.detail}")
+        for line in tail:
+            print(line)
         print(f"{len(checks) - len(failed)} passed, {len(failed)} failed")
     return 1 if failed else 0
+
+
+def _validate_dataset(args: argparse.Namespace) -> int:
+    from .manifests import dataset_options, resolve_root
+    from .registry import collect
+    from .testing import check_dataset
+
+    comps = collect()
+    spec = comps.datasets.get(args.name)
+    root = resolve_root(spec, args.data_root, comps.plugins)
+    checks, counts = check_dataset(spec, root, dataset_options(spec, args.option))
+    tail = [f"{counts['utterances']} utterances, {counts['speakers']} speakers"] if counts else []
+    for protocol, folds in (counts or {}).get("folds", {}).items():
+        sizes = ", ".join(f"{f['fold']} {f['train']}/{f['dev']}/{f['test']}" for f in folds)
+        tail.append(f"protocol {protocol} folds (train/dev/test): {sizes}")
+    return _report(args, {"dataset": spec.name, "root": str(root), "counts": counts},
+                   f"dataset {spec.name} at {root}", checks, tail)
 
 
 def add_commands(cli: Cli) -> None:

@@ -432,6 +432,7 @@ def _fill(
     import torch
 
     from .audio import AudioError, load_audio
+    from .contracts import upstream_output
     from .manifests import audio_path
 
     started = time.perf_counter()
@@ -465,7 +466,8 @@ def _fill(
             for j, w in enumerate(waves):
                 padded[j, : len(w)] = torch.from_numpy(w)
             with torch.inference_mode(), threads(fill_threads()):
-                hidden, frame_lengths = model(padded.to(device), lengths.to(device))
+                hidden, frame_lengths = upstream_output(spec.name, model(padded.to(device),
+                                                                         lengths.to(device)))
                 counts = [max(int(n), 1) for n in frame_lengths.tolist()]
                 # float16 on the device (half the transfer), converted by numpy on the CPU
                 hidden16 = [h.to(torch.float16).cpu().numpy() if h.device.type != "cpu"

@@ -326,7 +326,7 @@ def p_text(p: float | None) -> str:
 
 
 def delta_text(d: float | None) -> str:
-    return "–" if d is None or not math.isfinite(d) else f"{100 * d:+.1f}"
+    return "–" if d is None or not math.isfinite(d) else f"{round(100 * d, 1) or 0.0:+.1f}"
 
 
 def display_name(row: dict[str, Any]) -> str:

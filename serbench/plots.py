@@ -51,7 +51,41 @@ def plot_boards(boards: Sequence[Board], out_dir: Path) -> list[Path]:
     return written
 
 
+def _save(plt: Any, fig: Any, path: Path) -> Path:
+    fit_texts(fig)
+    fig.savefig(path, dpi=200)
+    plt.close(fig)
+    return path
+
+
+def text_overflow(fig: Any) -> tuple[float, float, float, float]:
+    """Inches of drawn artists (titles, labels, tick labels, legends) beyond the figure's left,
+    right, bottom and top edges; 0 where they lie inside."""
+    drawn = fig.get_tightbbox(fig.canvas.get_renderer())
+    box = fig.bbox_inches
+    return (max(0.0, box.x0 - drawn.x0), max(0.0, drawn.x1 - box.x1),
+            max(0.0, box.y0 - drawn.y0), max(0.0, drawn.y1 - box.y1))
+
+
+def fit_texts(fig: Any, tries: int = 4) -> None:
+    """Lay out, then widen / heighten the figure until no title, label or tick label is clipped
+    (long condition names such as ``sl_gemo[finetune_upstream=false,...]/egemaps``)."""
+    for _ in range(tries):
+        fig.tight_layout()
+        fig.canvas.draw()
+        left, right, bottom, top = text_overflow(fig)
+        if max(left, right, bottom, top) <= 0:
+            return
+        width, height = fig.get_size_inches()
+        fig.set_size_inches(width + 2 * max(left, right) + 0.1,
+                            height + 2 * max(bottom, top) + 0.1)
+
+
 def _metric_plot(plt: Any, board: Board, path: Path) -> Path:
+    return _save(plt, metric_figure(plt, board), path)
+
+
+def metric_figure(plt: Any, board: Board) -> Any:
     """Pooled metric of each condition with its 95 % bootstrap CI, best on top."""
     m, rows = board.metric, board.rows
     fig, ax = plt.subplots(figsize=(6.5, 0.45 * len(rows) + 1.4))
@@ -68,13 +102,14 @@ def _metric_plot(plt: Any, board: Board, path: Path) -> Path:
     ax.set_xlabel(f"{METRIC_NAMES[m]} % (pooled, 95 % speaker-bootstrap CI)")
     ax.set_title(board.table.title, fontsize=10)
     ax.grid(axis="x", alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=200)
-    plt.close(fig)
-    return path
+    return fig
 
 
 def _speaker_plot(plt: Any, board: Board, path: Path) -> Path:
+    return _save(plt, speaker_figure(plt, board), path)
+
+
+def speaker_figure(plt: Any, board: Board) -> Any:
     """UAR of every test speaker (pooled over seeds), one line per condition."""
     fig, ax = plt.subplots(figsize=(7, 3.8))
     conds = [next(c for c in board.table.conditions if c.name == row["condition"])
@@ -91,13 +126,14 @@ def _speaker_plot(plt: Any, board: Board, path: Path) -> Path:
     ax.set_title(board.table.title, fontsize=10)
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=7, frameon=False)
-    fig.tight_layout()
-    fig.savefig(path, dpi=200)
-    plt.close(fig)
-    return path
+    return fig
 
 
 def _confusion_plot(plt: Any, name: str, pooled: Any, path: Path) -> Path:
+    return _save(plt, confusion_figure(plt, name, pooled), path)
+
+
+def confusion_figure(plt: Any, name: str, pooled: Any) -> Any:
     """Row-normalised pooled confusion matrix (rows true), recall in % on the diagonal."""
     conf = pooled.confusion()
     support = conf.sum(axis=1, keepdims=True)
@@ -114,7 +150,4 @@ def _confusion_plot(plt: Any, name: str, pooled: Any, path: Path) -> Path:
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(name, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=200)
-    plt.close(fig)
-    return path
+    return fig

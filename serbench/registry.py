@@ -35,17 +35,23 @@ class Registry(Generic[T]):
     origin: dict[str, str] = field(default_factory=dict)
     failed: dict[str, str] = field(default_factory=dict)  # plugin -> error, for clear messages
 
+    clashes: dict[str, list[tuple[str, T]]] = field(default_factory=dict)  # name -> every origin
+
     def add(self, spec: T, plugin: str) -> None:
+        """Keep the first of two components with one name; using that name is then refused."""
         name = spec.name  # type: ignore[attr-defined]
         if name in self.items:
-            raise DuplicateName(
-                f"{self.kind} {name!r} is registered twice: by plugin {self.origin[name]!r} "
-                f"and by plugin {plugin!r}; uninstall or rename one of them"
-            )
+            self.clashes.setdefault(name, [(self.origin[name], self.items[name])])
+            self.clashes[name].append((plugin, spec))
+            return
         self.items[name] = spec
         self.origin[name] = plugin
 
     def get(self, name: str) -> T:
+        if name in self.clashes:
+            plugins = " and by ".join(f"plugin {p!r}" for p, _ in self.clashes[name])
+            raise DuplicateName(f"{self.kind} {name!r} is registered twice: by {plugins}; "
+                                "uninstall one of them (`serbench plugins` lists both)")
         if name in self.items:
             return self.items[name]
         resolved = self.resolve_prefixed(name)
@@ -61,6 +67,12 @@ class Registry(Generic[T]):
             raise UnknownName(f"unknown {self.kind} {name!r}: did you mean {suggestion}?{hint}")
         known = ", ".join(sorted(self.items)) or "none"
         raise UnknownName(f"unknown {self.kind} {name!r} (known: {known}){hint}")
+
+    def entries(self) -> Iterator[tuple[str, str, T]]:
+        """(name, plugin, spec) of every component, both sides of a clash included."""
+        for name in self:
+            for plugin, spec in self.clashes.get(name, [(self.origin[name], self.items[name])]):
+                yield name, plugin, spec
 
     def resolve_prefixed(self, name: str) -> T | None:
         """``prefix:rest`` names (``hf:<dir>``, ``s3prl:<name>``) go to a registered factory.
@@ -103,8 +115,9 @@ class Components:
 def collect(plugins: Plugins | None = None) -> Components:
     """Call every registration hook of every plugin, one plugin at a time.
 
-    A hook that raises is recorded against its plugin (and the components it registered before
-    raising are dropped); a duplicate name aborts naming both plugins.
+    A hook that raises, or returns a value instead of calling ``register``, is recorded against
+    its plugin (and the components it registered are dropped); two components with one name are
+    both kept and that name is refused when used (``Registry.get``).
     """
     plugins = plugins or make_manager()
     failed = plugins.failed()
@@ -123,13 +136,17 @@ def collect(plugins: Plugins | None = None) -> Components:
                     raise TypeError(f"register() expects a {_cls.__name__}, got {spec!r}")
                 _found.append(spec)
 
+            error = None
             try:
                 for impl in impls:
-                    impl.function(register=register)
+                    if impl.function(register=register) is not None:
+                        error = f"{hook_name} returned a value; call register(spec) instead"
             except Exception as exc:
+                error = f"{hook_name} raised {_describe(exc)}"
+            if error:
                 if info is not None:
-                    info.error = f"{hook_name} raised {_describe(exc)}"
-                failed[name] = f"{hook_name} raised {_describe(exc)}"
+                    info.error = error
+                failed[name] = error
                 continue
             for spec in found:
                 regs[kind].add(spec, name)

@@ -353,6 +353,7 @@ def execute_run(plan: Plan, run: PlannedRun, device: Any, quiet: bool = True,
     """
     import numpy as np
 
+    from .contracts import method_model
     from .distributed import current_world
     from .feeds import AudioFeed, CachedFeed
     from .metrics import compute_metrics
@@ -425,7 +426,7 @@ def execute_run(plan: Plan, run: PlannedRun, device: Any, quiet: bool = True,
             stages=cond.method.stages,
         )
         with measured(device, share) as built:  # CLAP encodes its prompts here: metered
-            model = cond.method.build(ctx).to(device)
+            model = method_model(cond.method.name, cond.method.build(ctx)).to(device)
         usage = train(world.wrap(model) if world else model, feed, trial_budget,
                       getattr(model, "stages", cond.method.stages),
                       float(options.get("lr", 1e-3)), device, spec.seed,
@@ -617,7 +618,6 @@ def run_plan(
 
 
 def _notify(plan: Plan, record: Mapping[str, Any]) -> None:
-    try:
-        plan.components.plugins.pm.hook.serbench_run_finished(result=dict(record))
-    except Exception as exc:  # an observer must not lose a run
-        print(f"serbench: warning: a serbench_run_finished hook raised {exc!r}", file=sys.stderr)
+    from .plugins import notify_run_finished
+
+    notify_run_finished(plan.components.plugins, record)

@@ -59,15 +59,22 @@ def sample_audio(sample_rate: int, seconds: tuple[float, ...] = AUDIO_SECONDS
     return batch, lengths
 
 
+def _describe(exc: Exception) -> str:
+    """A broken contract or a user error speaks for itself; anything else keeps its type."""
+    return str(exc) if isinstance(exc, ConfigError) else f"{type(exc).__name__}: {exc}"
+
+
 def _run(module: Any, spec: UpstreamSpec, inputs: Any) -> tuple[list[torch.Tensor], torch.Tensor]:
     import torch
 
+    from .contracts import upstream_output
+
     with torch.inference_mode():
         if spec.modality == "text":
-            layers, lengths = module(list(inputs))
+            layers, lengths = upstream_output(spec.name, module(list(inputs)))
         else:
             waves, lengths = inputs
-            layers, lengths = module(waves, lengths)
+            layers, lengths = upstream_output(spec.name, module(waves, lengths))
     return [t.detach().float().cpu() for t in layers], lengths.detach().cpu()
 
 
@@ -114,9 +121,7 @@ def check_upstream(spec: UpstreamSpec, device: Any = "cpu") -> list[Check]:
     checks.append(Check("eval mode", not module.training,
                         "frozen use must not drop layers or apply dropout"
                         if module.training else "module.training is False"))
-    revision = getattr(module, "revision", None)
-    checks.append(Check("revision", isinstance(revision, str) and bool(revision),
-                        f"revision = {revision!r}"))
+    checks.append(_revision(spec, module))
 
     if spec.modality == "text":
         inputs: Any = TEXTS
@@ -126,7 +131,7 @@ def check_upstream(spec: UpstreamSpec, device: Any = "cpu") -> list[Check]:
     try:
         layers, frames = _run(module, spec, inputs)
     except Exception as exc:
-        checks.append(Check("forward", False, f"{type(exc).__name__}: {exc}"))
+        checks.append(Check("forward", False, _describe(exc)))
         return checks
     shape_checks = _shape_checks(spec, layers, frames)
     checks.extend(shape_checks)
@@ -141,6 +146,16 @@ def check_upstream(spec: UpstreamSpec, device: Any = "cpu") -> list[Check]:
     same = torch.equal(frames_again, frames) and worst <= 1e-6
     checks.append(Check("deterministic", same, f"second run differs by {worst:.2e} (relative)"))
     return checks
+
+
+def _revision(spec: UpstreamSpec, module: Any) -> Check:
+    """The loaded module's ``revision`` is optional: without one, runs record the spec's."""
+    if not hasattr(module, "revision"):
+        return Check("revision", True, f"no module.revision: runs record the spec's revision "
+                                       f"{spec.revision or 'none'!r}")
+    revision = module.revision
+    return Check("revision", isinstance(revision, str) and bool(revision),
+                 f"module.revision = {revision!r} (a non-empty string, or leave it out)")
 
 
 def _shape_checks(spec: UpstreamSpec, layers: list[torch.Tensor], frames: torch.Tensor
@@ -300,6 +315,7 @@ def check_method(spec: Any, options: dict[str, Any] | None = None, device: Any =
     """
     import torch
 
+    from .contracts import method_model
     from .registry import collect
     from .specs import BuildContext, DatasetSpec, UpstreamSpec
 
@@ -319,14 +335,10 @@ def check_method(spec: Any, options: dict[str, Any] | None = None, device: Any =
     checks: list[Check] = []
     torch.manual_seed(0)
     try:
-        model = spec.build(ctx).to(device)
+        model = method_model(spec.name, spec.build(ctx)).to(device)
     except Exception as exc:  # the report says what failed instead of stopping
-        return [Check("build", False, f"{type(exc).__name__}: {exc}")]
-    missing = [m for m in ("loss", "predict") if not callable(getattr(model, m, None))]
-    checks.append(Check("build", not missing,
-                        f"missing {', '.join(missing)}" if missing else type(model).__name__))
-    if missing:
-        return checks
+        return [Check("build", False, _describe(exc))]
+    checks.append(Check("build", True, type(model).__name__))
     batch = _synthetic_batch(spec, layers, dim, len(labels)).to(device)
     model.train()
     loss = model.loss(batch)
@@ -352,7 +364,8 @@ def check_method(spec: Any, options: dict[str, Any] | None = None, device: Any =
                             f"max difference {diff:.2e} with padding set to 1e3"))
     model.train()
     optimiser = (model.configure_optimizer() if hasattr(model, "configure_optimizer")
-                 else torch.optim.Adam(trainable, lr=float(opts.get("lr", 1e-3))))
+                 else torch.optim.AdamW(trainable, lr=float(opts.get("lr", 1e-3)),
+                                        weight_decay=0.0))  # the harness's default
     first = float(model.loss(batch).detach())
     for _ in range(30):
         optimiser.zero_grad()
@@ -362,3 +375,71 @@ def check_method(spec: Any, options: dict[str, Any] | None = None, device: Any =
     checks.append(Check("loss falls on a separable batch", last < first,
                         f"{first:.4f} -> {last:.4f} after 30 steps"))
     return checks
+
+
+# ------------------------------------------------------------------------------------ datasets
+
+
+def check_dataset(spec: Any, root: str | Path, options: dict[str, Any] | None = None,
+                  sample_rate: int = 16000) -> tuple[list[Check], dict[str, Any]]:
+    """Read a dataset the way a run will and check it: the manifest loads, keys are unique,
+    labels are in ``spec.labels``, every file exists and decodes, genders are valid (and present
+    when ``has_gender``), transcripts present when ``has_text``, and every protocol's folds pass
+    serbench's fold checks. Returns the checks and the counts ``serbench data stats`` shows.
+    """
+    from collections import Counter
+
+    from .audio import AudioError, load_audio
+    from .folds import check_folds
+    from .manifests import audio_path
+    from .specs import GENDERS
+
+    root = Path(root)
+    opts = {**spec.options, **(options or {})}
+    try:
+        utts = list(spec.load_manifest(root, opts))
+    except Exception as exc:  # what this check exists to report
+        return [Check("manifest loads", False, _describe(exc))], {}
+    checks = [Check("manifest loads", bool(utts), f"{len(utts)} utterances")]
+    counts = {"utterances": len(utts), "speakers": len({u.speaker for u in utts}),
+              "labels": dict(sorted(Counter(u.label for u in utts).items())),
+              "genders": dict(sorted(Counter(u.gender or "unknown" for u in utts).items())),
+              "folds": {}}
+    twice = sorted(k for k, n in Counter(u.key for u in utts).items() if n > 1)
+    checks.append(Check("keys unique", not twice, f"repeated: {', '.join(twice[:5])}" if twice
+                        else f"{len(utts)} distinct keys"))
+    stray = sorted({u.label for u in utts} - set(spec.labels))
+    checks.append(Check("labels in the declared set", not stray,
+                        f"not in {', '.join(spec.labels)}: {', '.join(stray)}" if stray
+                        else ", ".join(f"{k} {v}" for k, v in counts["labels"].items())))
+    bad: list[str] = []
+    for u in utts:
+        try:
+            load_audio(audio_path(root, u), sample_rate)
+        except AudioError as exc:
+            bad.append(str(exc))
+    checks.append(Check("files exist and decode", not bad,
+                        f"{len(bad)} bad, first: {bad[0]}" if bad else f"{len(utts)} files"))
+    wrong = sorted({str(u.gender) for u in utts if u.gender is not None
+                    and u.gender not in GENDERS})
+    missing = sum(u.gender not in GENDERS for u in utts) if spec.has_gender else 0
+    checks.append(Check("genders valid", not wrong and not missing,
+                        f"values {', '.join(wrong)} (allowed: {', '.join(GENDERS)})" if wrong
+                        else f"{missing} utterances lack one, but has_gender=True" if missing
+                        else ", ".join(f"{k} {v}" for k, v in counts["genders"].items())))
+    if spec.has_text:
+        lacking = sum(not u.text for u in utts)
+        checks.append(Check("transcripts present", not lacking,
+                            f"{lacking} utterances without text, but has_text=True"))
+    for protocol in spec.protocols:
+        try:
+            folds = spec.folds(utts, protocol, opts)
+            check_folds(spec.name, utts, folds, spec.labels)
+        except Exception as exc:
+            checks.append(Check(f"protocol {protocol}", False, _describe(exc)))
+            continue
+        counts["folds"][protocol] = [{"fold": f.name, "train": len(f.train), "dev": len(f.dev),
+                                      "test": len(f.test)} for f in folds]
+        checks.append(Check(f"protocol {protocol}", True, f"{len(folds)} folds pass the fold "
+                            "checks (disjoint, speaker-independent, known labels)"))
+    return checks, counts

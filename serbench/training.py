@@ -24,6 +24,7 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterator, Sequence
 
+from .progress import step as show_step
 from .specs import Batch, Budget, ConfigError, Stage
 
 
@@ -384,6 +385,8 @@ def train(
                 stage_steps += 1
                 usage.steps += 1
                 usage.audio_seconds += batch.audio_seconds
+                show_step(stage.name, usage.steps, budget.max_steps, best_uar,
+                          budget.max_device_seconds - usage.device_seconds - clock.used)
                 if final_stage and (stage_steps % budget.eval_every == 0):
                     before = clock.used
                     with clock.metered():

@@ -9,7 +9,7 @@ import sys
 import pytest
 from plugin_dists import activate, install_plugin
 
-from serbench.plugins import PluginLoadError, make_manager
+from serbench.plugins import make_manager
 from serbench.registry import DuplicateName, UnknownName, collect
 
 BROKEN_IMPORT = "raise RuntimeError('cannot find libfoo.so')\n"
@@ -36,6 +36,32 @@ from serbench import hookimpl
 @hookimpl
 def serbench_register_upstream(register):
     pass
+"""
+
+RETURNING = """
+from serbench import MethodSpec, hookimpl
+
+@hookimpl
+def serbench_register_methods(register):
+    return [MethodSpec(name="returned_probe", build=lambda ctx: None)]
+"""
+
+THEIRS = """
+from serbench import DatasetSpec, hookimpl
+
+@hookimpl
+def serbench_register_datasets(register):
+    register(DatasetSpec(name="theirs", labels=("a",), protocols={"p": ""},
+                         load_manifest=lambda root, options: [],
+                         folds=lambda utts, protocol, options: []))
+"""
+
+OBSERVER = """
+from serbench import hookimpl
+
+@hookimpl
+def serbench_run_finished(result):
+    raise RuntimeError("tracker down for " + result["run_id"])
 """
 
 
@@ -81,25 +107,83 @@ def test_a_hook_that_raises_is_reported_against_its_plugin(tmp_path, monkeypatch
     assert "'raising'" in out.stderr  # the broken plugin is named as a possible provider
 
 
-def test_a_duplicate_name_aborts_naming_both_plugins(tmp_path, monkeypatch):
+def test_a_duplicate_name_is_refused_where_used_and_both_are_shown(tmp_path, monkeypatch):
     activate(install_plugin(tmp_path, "dup-plugin", "dup", "serbench_test_dup", DUPLICATE),
              monkeypatch)
+    comps = collect()
     with pytest.raises(DuplicateName, match=r"upstream 'fbank' is registered twice: by plugin "
-                                            r"'(dup|upstreams)' and by plugin '(dup|upstreams)'"):
-        collect()
-    out = serbench("list", "upstreams")
-    assert out.returncode == 2
-    assert out.stderr.startswith("serbench: error: upstream 'fbank' is registered twice")
+                                            r"'dup' and by plugin 'upstreams'"):
+        comps.upstreams.get("fbank")
+    assert comps.upstreams.get("egemaps").name == "egemaps"  # other names still resolve
+    listed = serbench("list", "upstreams", "--json")  # a command that does not use the name runs
+    assert listed.returncode == 0, listed.stderr
+    origins = [r["plugin"] for r in json.loads(listed.stdout) if r["name"] == "fbank"]
+    assert origins == ["dup", "upstreams"]
+    shown = serbench("plugins")
+    assert shown.returncode == 0
+    assert ("clash: upstream 'fbank' is registered by 'dup' and 'upstreams'; commands that use "
+            "this name refuse it") in " ".join(shown.stdout.split())
+    used = serbench("validate", "upstream", "fbank")
+    assert used.returncode == 2
+    assert used.stderr == ("serbench: error: upstream 'fbank' is registered twice: by plugin "
+                           "'dup' and by plugin 'upstreams'; uninstall one of them "
+                           "(`serbench plugins` lists both)\n")
 
 
-def test_a_misspelt_hook_name_fails_loudly(tmp_path, monkeypatch):
+def test_a_misspelt_hook_leaves_out_that_plugin_only(tmp_path, monkeypatch):
     activate(install_plugin(tmp_path, "typo-plugin", "typo", "serbench_test_typo", MISSPELT),
              monkeypatch)
-    with pytest.raises(PluginLoadError, match="serbench_register_upstream"):
-        make_manager()
+    plugins = make_manager()
+    assert plugins.infos["typo"].error == ("unknown hook serbench_register_upstream: did you "
+                                           "mean serbench_register_upstreams?")
+    assert plugins.pm.get_plugin("typo") is None
+    monkeypatch.setenv("COLUMNS", "120")
     out = serbench("plugins")
-    assert out.returncode == 2
-    assert "plugin 'typo'" in out.stderr and "serbench_register_upstream" in out.stderr
+    assert out.returncode == 0, out.stderr
+    shown = " ".join(out.stdout.split())  # the error column wraps to the terminal width
+    assert ("typo typo-plugin 1.0 error unknown hook serbench_register_upstream: did you mean "
+            "serbench_register_upstreams?") in shown
+    listed = serbench("list", "budgets")
+    assert listed.returncode == 0
+    assert listed.stderr == ("serbench: warning: left out plugin typo (typo-plugin) (run "
+                             "`serbench plugins` to see why)\n")
+
+
+def test_a_hook_returning_specs_is_told_to_call_register(tmp_path, monkeypatch):
+    activate(install_plugin(tmp_path, "ret-plugin", "ret", "serbench_test_ret", RETURNING),
+             monkeypatch)
+    comps = collect()
+    assert comps.plugins.infos["ret"].error == ("serbench_register_methods returned a value; "
+                                                "call register(spec) instead")
+    assert "returned_probe" not in comps.methods
+
+
+def test_an_entry_point_named_like_a_builtin_replaces_nothing(tmp_path, monkeypatch):
+    activate(install_plugin(tmp_path, "serbench-theirs", "datasets", "serbench_test_theirs",
+                            THEIRS), monkeypatch)
+    comps = collect()
+    assert comps.datasets.origin["emodb"] == "datasets"
+    assert "theirs" not in comps.datasets
+    assert comps.plugins.infos["datasets"].distribution == "serbench"
+    assert comps.plugins.infos["datasets@serbench-theirs"].error == (
+        "entry-point name 'datasets' of serbench-theirs 1.0 is already taken by serbench 0.1.0; "
+        "nothing is replaced: rename it under [project.entry-points.serbench]")
+    out = serbench("plugins", "--json")
+    assert out.returncode == 0
+    rows = [(r["name"], r["distribution"], r["status"]) for r in json.loads(out.stdout)
+            if r["name"] == "datasets"]
+    assert rows == [("datasets", "serbench", "ok"), ("datasets", "serbench-theirs", "error")]
+
+
+def test_a_failing_run_observer_is_named(tmp_path, monkeypatch, capsys):
+    from serbench.plugins import notify_run_finished
+
+    activate(install_plugin(tmp_path, "obs-plugin", "observer", "serbench_test_obs", OBSERVER),
+             monkeypatch)
+    notify_run_finished(make_manager(), {"run_id": "abc"})
+    assert capsys.readouterr().err == (
+        "serbench: warning: plugin 'observer': serbench_run_finished raised "
+        "RuntimeError: tracker down for abc; the run is stored\n")
 
 
 def test_unknown_names_get_did_you_mean() -> None:
@@ -135,3 +219,26 @@ def test_list_methods_json_shows_origin_description_and_options() -> None:
     assert rows["linear"]["plugin"] == "baselines"
     assert rows["linear"]["description"]
     assert rows["linear"]["options"]["normalize"] == "global"
+
+
+@pytest.mark.parametrize("argv", [["plugins"], ["plugins", "-v"], ["list", "methods"],
+                                  ["list", "upstreams"], ["list", "datasets"]])
+def test_listings_fit_the_terminal_width(argv: list[str], monkeypatch) -> None:
+    monkeypatch.setenv("COLUMNS", "100")
+    out = serbench(*argv)
+    assert out.returncode == 0, out.stderr
+    widest = max(out.stdout.splitlines(), key=len)
+    assert len(widest) <= 100, widest
+
+
+def test_list_methods_shows_every_option_with_its_default(monkeypatch) -> None:
+    monkeypatch.setenv("COLUMNS", "100")
+    out = serbench("list", "methods")
+    text = " ".join(out.stdout.split())
+    assert "method plugin options (defaults) description" in text
+    for option in ("k_values=50,100,200", "cluster_frames=50000", "lr=0.01", "temperature=10.0",
+                   "alpha_e=0.8", "prompt='The speaker feels {adjective}.'"):
+        assert option in text
+    verbose = " ".join(serbench("plugins", "-v").stdout.split())
+    assert "22 upstreams: fbank, egemaps," in verbose
+    assert " ".join(serbench("plugins").stdout.split()).count("22 upstreams") == 1

@@ -155,7 +155,7 @@ def test_offline_and_not_cached_is_one_clear_error(capsys: pytest.CaptureFixture
     assert err == (
         f"serbench: error: model 'microsoft/wavlm-large' is not in the Hugging Face cache "
         f"({tmp_path / 'empty-hub'}) and cannot be downloaded (HF_HUB_OFFLINE is set): fetch it on "
-        "a machine with network with `huggingface-cli download microsoft/wavlm-large --revision "
+        "a machine with network with `hf download microsoft/wavlm-large --revision "
         "c1423ed94bb01d80a3f5ce5bc39f6026a0f4828c` and point HF_HOME at that cache, or pass a "
         "local folder as hf:/path/to/model"
     )

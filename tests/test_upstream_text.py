@@ -55,6 +55,6 @@ def test_hf_prefix_loads_a_bert_like_folder_as_a_text_encoder() -> None:
 
 def test_hub_text_encoders_offline_say_how_to_fetch_them() -> None:
     module_loader = collect().upstreams.get("roberta_base").loader
-    with pytest.raises(ConfigError, match=r"`huggingface-cli download FacebookAI/roberta-base "
+    with pytest.raises(ConfigError, match=r"`hf download FacebookAI/roberta-base "
                                           r"--revision e2da8e2f811d1448a5b465c236feacd80ffbac7b`"):
         module_loader("cpu")

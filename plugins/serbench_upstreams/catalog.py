@@ -74,6 +74,10 @@ class ModelLoader:
             return load(self.ref, self.revision, self.family, device)
         return load(self.ref, self.revision, device)
 
+    def check(self) -> None:
+        """serbench calls this while planning: a model it cannot get fails once, before any run."""
+        hub.check_available(self.ref, self.revision)
+
 
 def audio_spec(name: str, ref: str, revision: str | None, family: str, layers: int, width: int,
                description: str) -> UpstreamSpec:

@@ -29,16 +29,40 @@ def is_local(ref: str) -> bool:
     return ref.startswith(("/", ".", "~")) or Path(ref).expanduser().is_dir()
 
 
+def download_command(ref: str, revision: str | None) -> str:
+    """The download command of the installed huggingface_hub: ``hf`` (0.34 and later; 1.0 dropped
+    ``huggingface-cli``) or ``huggingface-cli`` (older releases)."""
+    import importlib.metadata as md
+
+    try:
+        scripts = {ep.name for ep in md.distribution("huggingface_hub").entry_points
+                   if ep.group == "console_scripts"}
+    except md.PackageNotFoundError:
+        scripts = set()
+    tool = "hf" if "hf" in scripts or not scripts else "huggingface-cli"
+    rev = f" --revision {revision}" if revision and revision != "main" else ""
+    return f"{tool} download {ref}{rev}"
+
+
 def fetch_error(ref: str, revision: str | None, why: str) -> ConfigError:
     """The one sentence a user gets when a hub model is neither cached nor downloadable."""
     from huggingface_hub import constants
 
-    rev = f" --revision {revision}" if revision and revision != "main" else ""
     return ConfigError(
         f"model {ref!r} is not in the Hugging Face cache ({constants.HF_HUB_CACHE}) and cannot "
-        f"be downloaded ({why}): fetch it on a machine with network with `huggingface-cli download "
-        f"{ref}{rev}` and point HF_HOME at that cache, or pass a local folder as hf:/path/to/model"
+        f"be downloaded ({why}): fetch it on a machine with network with "
+        f"`{download_command(ref, revision)}` and point HF_HOME at that cache, or pass a local "
+        "folder as hf:/path/to/model"
     )
+
+
+def check_available(ref: str, revision: str | None) -> None:
+    """Raise the fetch error now, while planning, when a run could not get the model: not cached
+    and offline (or the hub unreachable). Nothing is downloaded here."""
+    if is_local(ref):
+        model_dir(ref)
+    elif _cached(ref, revision, config_only=False) is None:
+        _reach(ref, revision)
 
 
 def model_dir(ref: str, revision: str | None = None, config_only: bool = False) -> Path:
@@ -77,16 +101,11 @@ def _cached(ref: str, revision: str | None, config_only: bool) -> Path | None:
 
 
 def _download(ref: str, revision: str | None, config_only: bool) -> Path:
-    """Fetch from the hub; without network, fail at once instead of retrying for half a minute."""
-    if offline():
-        raise fetch_error(ref, revision, "HF_HUB_OFFLINE is set")
-    from huggingface_hub import HfApi, snapshot_download
+    """Fetch from the hub once it answers."""
+    _reach(ref, revision)
+    from huggingface_hub import snapshot_download
     from huggingface_hub.errors import HfHubHTTPError
 
-    try:  # one quick request: the hub client retries failed downloads with back-off
-        HfApi().model_info(ref, revision=revision, timeout=10)
-    except Exception as exc:  # any failure to reach the hub means the same to the user
-        raise fetch_error(ref, revision, _reason(exc)) from None
     try:
         folder = Path(snapshot_download(ref, revision=revision,
                                         allow_patterns=_patterns(config_only)))
@@ -95,6 +114,18 @@ def _download(ref: str, revision: str | None, config_only: bool) -> Path:
     except (HfHubHTTPError, OSError) as exc:
         raise fetch_error(ref, revision, _reason(exc)) from None
     return folder
+
+
+def _reach(ref: str, revision: str | None) -> None:
+    """Fail at once without network instead of retrying for half a minute."""
+    if offline():
+        raise fetch_error(ref, revision, "HF_HUB_OFFLINE is set")
+    from huggingface_hub import HfApi
+
+    try:  # one quick request: the hub client retries failed downloads with back-off
+        HfApi().model_info(ref, revision=revision, timeout=10)
+    except Exception as exc:  # any failure to reach the hub means the same to the user
+        raise fetch_error(ref, revision, _reason(exc)) from None
 
 
 def _reason(exc: BaseException) -> str:

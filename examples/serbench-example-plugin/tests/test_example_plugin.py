@@ -1,30 +1,66 @@
-"""The tutorial plugin's own tests: what a plugin author writes, using ``serbench.testing``."""
+"""The tutorial plugin's own tests: what a plugin author writes, using ``serbench.testing``.
+
+They import only serbench's public API: ``serbench`` and ``serbench.testing``.
+"""
 
 from __future__ import annotations
 
 import math
+import os
+from pathlib import Path
 
+import pytest
 import torch
 
-from serbench import Batch
-from serbench.registry import collect
-from serbench.testing import check_method, check_upstream
+from serbench import Batch, components
+from serbench.testing import check_dataset, check_method, check_upstream
+
+# EmoDB for the dataset tests: $SERBENCH_TEST_DATA, else ../shared/data beside the repository
+DATA = Path(os.environ.get("SERBENCH_TEST_DATA",
+                           Path(__file__).resolve().parents[4] / "shared" / "data"))
 
 
 def test_registered_through_the_entry_point() -> None:
-    comps = collect()
+    comps = components()
     assert comps.upstreams.origin["example_mfcc"] == "example"
     assert comps.methods.origin["prototype"] == "example"
+    assert comps.datasets.origin["mini_emodb"] == "example"
+
+
+@pytest.fixture(scope="module")
+def emodb() -> Path:
+    if not (DATA / "emodb" / "wav").is_dir():
+        pytest.fail(f"EmoDB not found under {DATA}; set SERBENCH_TEST_DATA")
+    return DATA / "emodb"
+
+
+def test_mini_emodb_passes_the_dataset_checks(emodb: Path) -> None:
+    checks, counts = check_dataset(components().datasets.get("mini_emodb"), emodb)
+    assert [c for c in checks if not c.ok] == []
+    assert counts["labels"] == {"angry": 8, "happy": 8, "neutral": 8, "sad": 8}
+    assert counts["genders"] == {"female": 16, "male": 16}
+    assert [(f["fold"], f["train"], f["dev"], f["test"]) for f in counts["folds"]["loso"]] == [
+        ("03", 16, 8, 8), ("08", 16, 8, 8), ("09", 16, 8, 8), ("10", 16, 8, 8)]
+
+
+def test_mini_emodb_folds_hold_out_one_speaker_and_validate_on_the_next(emodb: Path) -> None:
+    spec = components().datasets.get("mini_emodb")
+    utts = spec.load_manifest(emodb, {})
+    speaker = {u.key: u.speaker for u in utts}
+    fold = {f.name: f for f in spec.folds(utts, "loso", {})}["10"]
+    assert {speaker[k] for k in fold.test} == {"10"}
+    assert {speaker[k] for k in fold.dev} == {"03"}  # cyclic: after the last speaker, the first
+    assert {speaker[k] for k in fold.train} == {"08", "09"}
 
 
 def test_mfcc_upstream_passes_the_conformance_checks() -> None:
-    spec = collect().upstreams.get("example_mfcc")
+    spec = components().upstreams.get("example_mfcc")
     failed = [c for c in check_upstream(spec) if not c.ok]
     assert failed == []
 
 
 def test_prototype_method_passes_the_conformance_checks() -> None:
-    spec = collect().methods.get("prototype")
+    spec = components().methods.get("prototype")
     failed = [c for c in check_method(spec) if not c.ok]
     assert failed == []
 
@@ -43,7 +79,7 @@ def test_mfcc_of_silence_is_the_log_floor_through_the_dct() -> None:
 def test_prototype_scores_are_scaled_cosines() -> None:
     from serbench_example.prototype import PrototypeClassifier
 
-    spec = collect().upstreams.get("example_mfcc")
+    spec = components().upstreams.get("example_mfcc")
 
     class Ctx:
         upstream = spec
