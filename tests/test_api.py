@@ -40,7 +40,7 @@ def test_runs_has_one_row_per_run_with_the_cli_numbers(results: Path, data_root:
     assert set(frame["n_test"]) == {49}
     cli = serbench("run", "--method", "linear", "--upstream", "fbank", "--dataset", "emodb",
                    "--data-root", str(data_root), "--folds", "03", "--results", str(results),
-                   "--json")
+                   "--budget", "smoke", "--seeds", "1", "--json")
     [line] = [json.loads(x) for x in cli.stdout.splitlines()]
     assert line["status"] == "skipped"
     row = frame.set_index("run_id").loc[line["run_id"]]

@@ -11,7 +11,8 @@ from pathlib import Path
 
 def dry_run(data_root: Path, *args: str) -> list[dict]:
     out = subprocess.run([sys.executable, "-m", "serbench.cli", "run", "--dataset", "emodb",
-                          "--data-root", str(data_root), "--dry-run", "--json", *args],
+                          "--data-root", str(data_root), "--dry-run", "--json", "--seeds", "1",
+                          *args],
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     return [json.loads(line) for line in out.stdout.splitlines()]
