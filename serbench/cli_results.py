@@ -8,6 +8,7 @@ from pathlib import Path
 
 from .cli import Cli, default_results, print_json
 from .metrics import METRICS
+from .options import check_seed
 from .specs import ConfigError
 from .stats import ALPHA, N_BOOT
 
@@ -39,6 +40,7 @@ def _check_stats_options(args: argparse.Namespace) -> None:
         raise ConfigError(f"--alpha must be between 0 and 1, got {args.alpha}")
     if args.n_boot < 100:
         raise ConfigError(f"--n-boot must be at least 100, got {args.n_boot}")
+    check_seed(args.seed, "--seed")
 
 
 # ------------------------------------------------------------------------------- leaderboard

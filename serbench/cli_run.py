@@ -30,7 +30,8 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--budget", default="smoke", metavar="B",
                    help="budget preset or a name from --budgets (default smoke)")
     p.add_argument("--budgets", metavar="FILE", help="YAML file defining more budgets")
-    p.add_argument("--seeds", type=int, default=1, metavar="N", help="seeds 0..N-1 (default 1)")
+    p.add_argument("--seeds", type=_count, default=1, metavar="N",
+                   help="seeds 0..N-1 (default 1)")
     p.add_argument("--folds", nargs="+", metavar="FOLD", help="only these folds (names or indices)")
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                    help="method option, validated against the method's declared options")
@@ -51,6 +52,14 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--address", metavar="ADDR",
                    help="Ray cluster address for --executor ray (default $RAY_ADDRESS, else a "
                         "new local instance)")
+
+
+def _count(text: str) -> int | str:
+    """An integer; anything else is handed on for ``seed_list`` to refuse in one line."""
+    try:
+        return int(text)
+    except ValueError:
+        return text
 
 
 def handle(args: argparse.Namespace) -> int:

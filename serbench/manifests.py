@@ -229,6 +229,37 @@ def _write_cache(
         pass  # a read-only cache only costs a re-parse next time
 
 
+# ------------------------------------------------------------------------------------ fingerprint
+
+
+def fold_fingerprints(root: Path, utterances: Iterable[Utterance], folds: Iterable[Fold]
+                      ) -> dict[str, str]:
+    """Per fold, a hash of everything a run of it sees of the data: which keys are in train, dev
+    and test, and each one's label, speaker, gender, transcript and audio content.
+
+    It goes into the run id (relabelled or re-recorded data is a new run, never "already
+    stored") and into the pairing check of ``compare`` and ``leaderboard``. Audio content
+    digests are those of the feature cache, memoised per file version, so this costs one read
+    of each audio file the first time and a ``stat`` afterwards.
+    """
+    from .features import file_digests
+
+    utts = {u.key: u for u in utterances}
+    digests = dict(zip(utts, file_digests([audio_path(root, u) for u in utts.values()]),
+                       strict=True))
+    rows = {k: f"{k}\0{u.label}\0{u.speaker}\0{u.gender}\0{u.text}\0{digests[k] or 'missing'}"
+            for k, u in utts.items()}
+    out = {}
+    for fold in folds:
+        h = hashlib.sha256()
+        for split in ("train", "dev", "test"):
+            h.update(f"[{split}]\n".encode())
+            for key in sorted(k for k in getattr(fold, split) if k in utts):
+                h.update(rows[key].encode() + b"\n")
+        out[fold.name] = h.hexdigest()[:16]
+    return out
+
+
 # ------------------------------------------------------------------------------------ folds
 
 

@@ -20,7 +20,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from . import __version__
 from .budgets import resolve_budget
-from .options import method_options
+from .options import method_options, seed_list
 from .registry import Components
 from .specs import (
     GENDERS,
@@ -72,6 +72,7 @@ class PlannedRun:
     run_id: str
     condition: Condition
     done: bool = False
+    data_hash: str = ""  # the fold's data fingerprint (manifests.fold_fingerprints)
 
 
 @dataclass
@@ -162,9 +163,11 @@ def _versions(components: Components, cond: Condition, dataset: str) -> dict[str
     return out
 
 
-def run_id_for(spec: RunSpec, budget: Budget, versions: Mapping[str, str]) -> str:
+def run_id_for(spec: RunSpec, budget: Budget, versions: Mapping[str, str],
+               data_hash: str = "") -> str:
     body = json.dumps({"spec": spec.as_dict(), "budget": budget.signature(),
-                       "versions": dict(sorted(versions.items()))}, sort_keys=True, default=str)
+                       "versions": dict(sorted(versions.items())), "data": data_hash},
+                      sort_keys=True, default=str)
     return hashlib.sha256(body.encode()).hexdigest()[:16]
 
 
@@ -207,10 +210,7 @@ def make_plan(
                    folds=folds, options=dict(options or {}),
                    dataset_options=dict(dataset_options or {}), skip_bad_audio=skip_bad_audio)
     budget = resolve_budget(budget) if isinstance(budget, str) else budget
-    if isinstance(seeds, int):
-        if seeds <= 0:
-            raise ConfigError(f"--seeds must be a positive number of seeds, got {seeds}")
-        seeds = list(range(seeds))
+    seeds = seed_list(seeds, "--seeds")
     conditions = []
     for m_name in methods:
         m = components.methods.get(m_name)
@@ -222,6 +222,9 @@ def make_plan(
     for cond in conditions:
         check_requirements(cond, data, components)
     fold_names = select_folds(data, folds)
+    from .manifests import fold_fingerprints
+
+    prints = fold_fingerprints(data.root, data.utterances, [data.folds[f] for f in fold_names])
     runs = []
     for cond in conditions:
         versions = _versions(components, cond, data.spec.name)
@@ -234,8 +237,9 @@ def make_plan(
                     dataset_options={k: v for k, v in data.options.items()
                                      if v != data.spec.options.get(k)},
                 )
-                rid = run_id_for(spec, budget, versions)
-                runs.append(PlannedRun(spec, rid, cond, bool(store and store.has(rid))))
+                rid = run_id_for(spec, budget, versions, prints[fold])
+                runs.append(PlannedRun(spec, rid, cond, bool(store and store.has(rid)),
+                                       prints[fold]))
     return Plan(runs, data, budget, components, skip_bad_audio, request)
 
 
@@ -423,6 +427,7 @@ def execute_run(plan: Plan, run: PlannedRun, device: Any, quiet: bool = True,
         "metrics": metrics,
         "labels": list(labels),
         "test_hash": test_set_hash(keys),
+        "data_hash": run.data_hash,
         "n_train": len(splits["train"]),
         "n_dev": len(splits["dev"]),
         "n_test": len(splits["test"]),
@@ -501,6 +506,7 @@ def failed_record(plan: Plan, run: PlannedRun, error: str, device: Any) -> dict[
         "status": "failed",
         "error": error,
         "spec": run.spec.as_dict(),
+        "data_hash": run.data_hash,
         "options": run.condition.options,
         "budget": {**_budget_dict(plan.budget), "signature": plan.budget.signature()},
         "usage": None,
