@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+import math
 import os
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -21,7 +22,7 @@ from .folds import check_folds
 from .options import coerce
 from .specs import ConfigError, DatasetSpec, Fold, Utterance
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: durations checked against the audio headers
 
 
 # ------------------------------------------------------------------------------------ roots
@@ -141,16 +142,22 @@ def _parse(
     utterances = spec.load_manifest(root, opts)
     out, bad = [], {}
     for u in utterances:
-        path = audio_path(root, u)
-        if u.duration is None:
-            try:
-                u = replace(u, duration=round(audio_duration(path), 6))
-            except AudioError as exc:
-                bad[exc.path] = exc.problem
-        elif not path.is_file():  # the corpus gave the duration: still check the audio is there
-            bad[str(path)] = "file not found"
+        try:
+            measured = round(audio_duration(audio_path(root, u)), 6)
+        except AudioError as exc:
+            bad[exc.path] = exc.problem
+        else:
+            if not _agrees(u.duration, measured):  # budgets meter audio seconds: trust the audio
+                u = replace(u, duration=measured)
         out.append(u)
     return out, bad
+
+
+def _agrees(given: float | None, measured: float) -> bool:
+    """Whether a corpus's stated duration matches the audio header (to 10 ms or 1 %)."""
+    if given is None or not math.isfinite(given):
+        return False
+    return abs(given - measured) <= max(0.01, 0.01 * measured)
 
 
 def audio_path(root: Path, u: Utterance) -> Path:
