@@ -224,6 +224,31 @@ class Store:
                       f"{exc}", file=sys.stderr)
         return n
 
+    def migrate(self) -> int:
+        """Bring run records of older schemas to ``SCHEMA``; returns how many were rewritten.
+
+        Schema 1 runs lack the data fingerprint: they get ``data_hash: null`` (paired by test
+        set only) and ``migrated_from`` 1. Their run ids stay, so re-running a command plans
+        them again under the new ids. Each ``run.json`` is replaced atomically.
+        """
+        n = 0
+        for run_id in self._folders():
+            record = self.read_record(run_id)
+            old = record.get("schema")
+            if old == SCHEMA:
+                continue
+            if isinstance(old, int) and old > SCHEMA:
+                check_schema(self.root, [(run_id, old)])
+            record.update(schema=SCHEMA, data_hash=record.get("data_hash"), migrated_from=old)
+            path = self.runs_dir / run_id / "run.json"
+            tmp = path.with_name(f".run.json.{os.getpid()}.tmp")
+            _write_file(tmp, finite_json(record, f"run {run_id}: run.json", indent=2,
+                                         sort_keys=True, default=str))
+            os.replace(tmp, path)
+            n += 1
+        self.rebuild_index()
+        return n
+
     # ----------------------------------------------------------------------------------- reading
 
     def _folders(self) -> list[str]:
@@ -407,9 +432,8 @@ def check_schema(root: Path, rows: Iterable[tuple[str, Any]]) -> None:
                              f"schema {schema}; this one reads schema {SCHEMA}): upgrade serbench "
                              "or choose another folder with --results")
         raise StoreError(f"{root} holds runs of an older serbench (run {run_id}: results schema "
-                         f"{schema}; now {SCHEMA}, whose run ids also cover the data): they cannot "
-                         "be mixed; to migrate, re-run your commands with --results pointing at a "
-                         "new folder (keep the old one for the older serbench)")
+                         f"{schema}, now {SCHEMA}): migrate them with `serbench results migrate "
+                         f"--results {root}` (or re-run into a new --results folder)")
 
 
 def index_row(record: Mapping[str, Any]) -> dict[str, Any]:

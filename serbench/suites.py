@@ -202,7 +202,9 @@ def _kind(value: Any) -> str:
 
 def _short(value: Any, limit: int = 60) -> str:
     """``repr`` cut to ``limit`` characters: a value from YAML may be huge (aliases)."""
-    text = reprlib.Repr(maxlevel=2, maxstring=limit, maxother=limit).repr(value)
+    short = reprlib.Repr()
+    short.maxlevel, short.maxstring, short.maxother = 2, limit, limit
+    text = short.repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
