@@ -27,8 +27,10 @@ verified on first use in a process; a damaged entry is reported and recomputed, 
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -146,8 +148,23 @@ class FeatureEntry:
     def _map(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
         if not all(shape):
             return np.zeros(shape, dtype=FILES[name])
+        self._intact(name)  # a mapped page past the end of a file is a Bus error, not an error
         # copy-on-write: torch takes the arrays without a read-only warning; nothing writes them
         return np.memmap(self.path / name, dtype=FILES[name], mode="c", shape=shape)
+
+    def _intact(self, name: str) -> None:
+        """Raise ``CacheCorrupt`` naming the entry if ``name`` is no longer its written size
+        (truncated while in use): reading its mapped pages would kill the process."""
+        want = int(self.meta["files"][name]["size"])
+        try:
+            size = os.stat(self.path / name).st_size
+        except OSError:
+            size = -1
+        if size < want:
+            raise CacheCorrupt(
+                f"feature cache entry {self.path} was damaged while in use ({name}: "
+                f"{max(size, 0)} of {want} bytes); run `serbench cache clear --upstream "
+                f"{self.meta.get('upstream')}` and run again")
 
     @property
     def num_layers(self) -> int:
@@ -188,6 +205,7 @@ class FeatureEntry:
     def layer_frames(self, key: str) -> np.ndarray:
         """``(L, n, D)`` float16 frames of one utterance (a view of the memory map)."""
         off, n = (int(v) for v in self.index[self.rows[key]])
+        self._intact("frames.f16")
         width = self.num_layers * self.dim
         block = self.frames_file()[off * width : (off + n) * width]
         return block.reshape(self.num_layers, n, self.dim)
@@ -369,22 +387,58 @@ class _HashedFile:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.file: BinaryIO = open(path, "wb")
+        room = os.environ.get("SERBENCH_FAULT", "").partition("cache-disk-full:")[2]
+        self.file: BinaryIO = (io.BufferedWriter(_NoRoom(path, int(room))) if room.isdigit()
+                               else open(path, "wb"))
         self.hash = hashlib.blake2b(digest_size=16)
         self.size = 0
 
     def write(self, array: np.ndarray) -> None:
         data = np.ascontiguousarray(array).data
-        self.file.write(data)
+        with self._named():
+            self.file.write(data)
         self.hash.update(data)
         self.size += data.nbytes
 
     def close(self) -> dict[str, Any]:
-        self.file.flush()
-        os.fsync(self.file.fileno())
+        with self._named():
+            self.file.flush()
+            os.fsync(self.file.fileno())
         self.file.close()
         _VERIFIED[str(self.path)] = _stat_sig(self.path)  # re-keyed to the final path below
         return {"size": self.size, "digest": self.hash.hexdigest()}
+
+    @contextlib.contextmanager
+    def _named(self) -> Iterator[None]:
+        """A write error (a full disk) as one line naming the cache folder and the way out."""
+        try:
+            yield
+        except OSError as exc:
+            where = self.path.parent.parent
+            raise ConfigError(f"cannot write the feature cache in {where}: "
+                              f"{exc.strerror or exc}; free some space there or point "
+                              "SERBENCH_CACHE at a disk with room") from None
+
+    def discard(self) -> None:
+        """Close without writing what is buffered (the fill failed; its folder is removed)."""
+        with contextlib.suppress(OSError):
+            self.file.close()
+
+
+class _NoRoom(io.FileIO):
+    """A file on a disk that is full after ``room`` bytes: the ``cache-disk-full:<room>``
+    fault of ``SERBENCH_FAULT``, for tests of a full disk during the fill."""
+
+    def __init__(self, path: Path, room: int) -> None:
+        super().__init__(path, "wb")
+        self.room = room
+
+    def write(self, data: Any) -> int:
+        n = memoryview(data).nbytes
+        if n > self.room:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self.name))
+        self.room -= n
+        return super().write(data)
 
 
 def fill_threads() -> int:
@@ -519,7 +573,7 @@ def _fill(
         _fsync_dir(final.parent)
     finally:
         for f in files.values():
-            f.file.close()
+            f.discard()
         shutil.rmtree(tmp, ignore_errors=True)
 
 
@@ -559,6 +613,9 @@ def list_entries() -> list[dict[str, Any]]:
         try:
             meta = {} if incomplete else read_meta(folder)
             status = "incomplete" if incomplete else "ok"
+            for name, want in meta.get("files", {}).items():  # half-deleted or truncated
+                if not (folder / name).is_file() or (folder / name).stat().st_size != want["size"]:
+                    status = "damaged"
         except (OSError, CacheCorrupt):
             meta, status = {}, "damaged"
         size = sum(p.stat().st_size for p in folder.iterdir() if p.is_file())

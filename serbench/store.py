@@ -105,8 +105,11 @@ class Store:
                 with contextlib.suppress(OSError):
                     if now - path.stat().st_mtime > LEFTOVER_SECONDS:
                         shutil.rmtree(path, ignore_errors=True)
-        with self._index_db() as db:
-            check_schema(self.root, db.execute("SELECT run_id, schema FROM runs"))
+        self.reconcile()
+
+    def reconcile(self) -> None:
+        """Bring the index in line with the run folders now (see :meth:`_index_db`)."""
+        self._index_db().db.close()
 
     def _free_bytes(self) -> int | None:
         try:
@@ -174,8 +177,7 @@ class Store:
             raise StoreError(f"could not store run {run_id} in {self.root}: {exc.strerror or exc}; "
                              "nothing stored was changed") from None
         try:
-            with self._index_db():  # indexes the new folder with any a crash left unindexed
-                pass
+            self.reconcile()  # indexes the new folder with any a crash left unindexed
         except StoreError as exc:
             raise StoreError(f"run {run_id} is stored whole in {self.runs_dir}, but {exc}: the "
                              "next serbench run indexes it") from None
@@ -213,13 +215,21 @@ class Store:
         return n
 
     def _fill(self, db: sqlite3.Connection, run_ids: Iterable[str]) -> int:
-        """Index these run folders; one that cannot be read is named and skipped."""
+        """Index these run folders; one that cannot be read is named and skipped, one of
+        another results schema is refused (nothing is indexed)."""
         n = 0
         for run_id in run_ids:
             try:
-                db.execute(_INSERT, _values(self.read_record(run_id)))
+                record = self.read_record(run_id)
+            except StoreError as exc:
+                print(f"serbench: warning: run folder {self.runs_dir / run_id} is not indexed: "
+                      f"{exc}", file=sys.stderr)
+                continue
+            check_schema(self.root, [(run_id, record.get("schema"))])
+            try:
+                db.execute(_INSERT, _values(record))
                 n += 1
-            except (StoreError, sqlite3.Error) as exc:
+            except sqlite3.Error as exc:
                 print(f"serbench: warning: run folder {self.runs_dir / run_id} is not indexed: "
                       f"{exc}", file=sys.stderr)
         return n
@@ -324,7 +334,6 @@ class Store:
         with self._index_db() as db:
             db.row_factory = sqlite3.Row
             rows = [dict(r) for r in db.execute(sql, [v for _, v in clauses])]
-        check_schema(self.root, ((r["run_id"], r["schema"]) for r in rows))
         for r in rows:
             r["options"] = json.loads(r["options"] or "{}")
             r["dataset_options"] = json.loads(r["dataset_options"] or "{}")
