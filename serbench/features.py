@@ -19,9 +19,14 @@ Writes. An entry is filled under an exclusive lock into ``.tmp-*`` and renamed i
 processes never fill it twice and a half-written entry is never read; leftovers of a killed fill
 are removed by the next fill (or ``serbench cache clear``). Frames, means and variances are
 streamed to disk as they are computed: memory stays at one inference batch whatever the corpus.
+A write that fails (a full disk) is one error naming the cache folder, and the ``.tmp-*`` folder is
+removed; tests simulate a full disk with ``SERBENCH_FAULT=cache-disk-full:<bytes>`` (each file of
+the fill then fails once it would exceed that size).
 
 Checks. Every file's size and blake2b digest is recorded in ``meta.json`` (itself checksummed) and
-verified on first use in a process; a damaged entry is reported and recomputed, never used.
+verified on first use in a process; a damaged entry is reported and recomputed, never used. A file
+is checked for its size again before it is mapped and before frames are read from it, so a file
+truncated while a run reads it is an error naming the entry, not a Bus error.
 """
 
 from __future__ import annotations
