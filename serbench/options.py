@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import reprlib
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
@@ -176,7 +177,7 @@ def _loader_class() -> type:
                 line = key_node.start_mark.line + 1
                 try:
                     if key in seen:
-                        raise yaml.YAMLError(f"duplicate key {_short_repr(key)} on line {line} "
+                        raise yaml.YAMLError(f"duplicate key {short_repr(key)} on line {line} "
                                              f"(first on line {seen[key]})")
                     seen[key] = line
                 except TypeError:  # an unhashable key: SafeLoader says so itself
@@ -205,6 +206,9 @@ def _expanded_size(node: Any, memo: dict[int, int]) -> int:
     return size
 
 
-def _short_repr(value: Any, limit: int = 60) -> str:
-    text = repr(value)
+def short_repr(value: Any, limit: int = 60) -> str:
+    """``repr`` cut to ``limit`` characters: a value read from YAML may be large (aliases)."""
+    short = reprlib.Repr()
+    short.maxlevel, short.maxstring, short.maxother = 2, limit, limit
+    text = short.repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -37,13 +37,12 @@ here, naming the dataset and how to get it.
 
 from __future__ import annotations
 
-import reprlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from .budgets import budget_from_mapping, resolve_budget
-from .options import SEED_LIMIT, method_options, seed_list
+from .options import SEED_LIMIT, method_options, seed_list, short_repr
 from .registry import Components
 from .runner import DatasetView, Plan, load_dataset, make_plan
 from .specs import Budget, ConfigError, MethodSpec
@@ -126,7 +125,7 @@ class _Checker:
             raise self.fail(key, f"expected a mapping, got {_kind(value)}")
         for k in value:
             if not isinstance(k, str):
-                raise self.fail(key, f"keys must be strings, got {_short(k)}")
+                raise self.fail(key, f"keys must be strings, got {short_repr(k)}")
             if known is not None and k not in known:
                 raise self.fail(f"{key}.{k}" if key else k,
                                 f"unknown key (known: {', '.join(known)})")
@@ -137,7 +136,7 @@ class _Checker:
         if not isinstance(items, list) or not items or not all(
                 isinstance(v, str) and v for v in items):
             raise self.fail(key, "expected a name or a non-empty list of names, got "
-                            f"{_short(value)}")
+                            f"{short_repr(value)}")
         return list(items)
 
     def text(self, key: str, value: Any) -> str:
@@ -147,7 +146,7 @@ class _Checker:
 
     def boolean(self, key: str, value: Any) -> bool:
         if not isinstance(value, bool):
-            raise self.fail(key, f"expected true or false, got {_short(value)}")
+            raise self.fail(key, f"expected true or false, got {short_repr(value)}")
         return value
 
     def scalars(self, key: str, value: Any) -> dict[str, str]:
@@ -170,42 +169,34 @@ class _Checker:
             except (ConfigError, TypeError):
                 pass
         raise self.fail(key, f"expected a positive count or a list of distinct seeds from 0 to "
-                        f"{SEED_LIMIT - 1}, got {_short(value)}")
+                        f"{SEED_LIMIT - 1}, got {short_repr(value)}")
 
     def folds(self, key: str, value: Any) -> list[str]:
         if (isinstance(value, list) and value
                 and all(isinstance(f, (str, int)) and not isinstance(f, bool) for f in value)):
             return [str(f) for f in value]
-        raise self.fail(key, f"expected a list of fold names or indices, got {_short(value)}")
+        raise self.fail(key, f"expected a list of fold names or indices, got {short_repr(value)}")
 
     def published(self, key: str, value: Any, upstreams: Sequence[str]) -> dict[str, Any]:
         pub = self.mapping(key, value, PUBLISHED_KEYS)
         metric = pub.get("metric")
         if metric not in METRICS:
             raise self.fail(f"{key}.metric", f"expected one of {', '.join(METRICS)}, got "
-                            f"{_short(metric)}")
+                            f"{short_repr(metric)}")
         values = self.mapping(f"{key}.values", pub.get("values"))
         for upstream, number in values.items():
             if upstream not in upstreams:
                 raise self.fail(f"{key}.values.{upstream}", "not an upstream of this entry")
             if not isinstance(number, (int, float)) or isinstance(number, bool):
                 raise self.fail(f"{key}.values.{upstream}",
-                                f"expected a number, got {_short(number)}")
+                                f"expected a number, got {short_repr(number)}")
         if "source" in pub:
             self.text(f"{key}.source", pub["source"])
         return pub
 
 
 def _kind(value: Any) -> str:
-    return "nothing" if value is None else f"a {type(value).__name__} ({_short(value)})"
-
-
-def _short(value: Any, limit: int = 60) -> str:
-    """``repr`` cut to ``limit`` characters: a value from YAML may be huge (aliases)."""
-    short = reprlib.Repr()
-    short.maxlevel, short.maxstring, short.maxother = 2, limit, limit
-    text = short.repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    return "nothing" if value is None else f"a {type(value).__name__} ({short_repr(value)})"
 
 
 def read_suite(path: str | Path) -> dict[str, Any]:
