@@ -23,6 +23,7 @@ def parse_pairs(items: Iterable[str], what: str) -> dict[str, str]:
 
 
 SEED_LIMIT = 2**31  # seeds are integers in [0, 2^31): numpy and torch would alias larger ones
+MAX_SEEDS = 10_000  # seeds per fold: a larger count is a typo that would plan forever
 INT_LIMIT = 2**31  # integer options stay within 32 bits (sizes, counts, indices)
 
 
@@ -71,10 +72,11 @@ def coerce(owner: str, key: str, value: Any, default: Any) -> Any:
 
 
 def seed_list(seeds: Any, what: str) -> list[int]:
-    """A seed count N (seeds 0..N-1) or a list of distinct seeds, each in [0, 2^31)."""
+    """A seed count N (seeds 0..N-1, N up to ``MAX_SEEDS``) or a list of distinct seeds, each
+    in [0, 2^31)."""
     if isinstance(seeds, (str, int)):
-        if isinstance(seeds, bool) or not isinstance(seeds, int) or not 0 < seeds <= SEED_LIMIT:
-            raise ConfigError(f"{what} must be a whole number of seeds from 1 to {SEED_LIMIT}, "
+        if isinstance(seeds, bool) or not isinstance(seeds, int) or not 0 < seeds <= MAX_SEEDS:
+            raise ConfigError(f"{what} must be a whole number of seeds from 1 to {MAX_SEEDS:,}, "
                               f"got {seeds}")
         return list(range(seeds))
     items = list(seeds)

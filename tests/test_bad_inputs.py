@@ -236,6 +236,8 @@ CATALOGUE: dict[str, Callable[[Ctx], tuple[list[str], list[str]]]] = {
     "damaged run.json": lambda c: (_damage(c), ["run.json", "is not valid JSON"]),
     # numbers: finite and in range at input (issue 18)
     "seeds 1e11": lambda c: (c.run("--seeds", "1e11"), ["--seeds", "1e11", "whole number"]),
+    "20,000 seeds": lambda c: (c.run("--seeds", "20000", "--dry-run"),
+                               ["--seeds", "from 1 to 10,000", "got 20000"]),
     "suite seed 2^31": lambda c: (_suite(c, f"seeds: [{2**31}]\n"),
                                   ["suite.yaml", "seeds", str(2**31)]),
     "leaderboard seed -1": lambda c: (["leaderboard", "--seed", "-1", "--results",
