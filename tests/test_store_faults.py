@@ -116,6 +116,21 @@ def test_the_index_never_holds_an_integer_sqlite_cannot(tmp_path: Path,
     assert sorted(p.name for p in store.root.iterdir()) == ["runs", "serbench.db"]
 
 
+def test_an_unreadable_run_folder_is_named_and_blocks_no_other_run(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    store = _results(tmp_path)
+    code, before, _ = _board(capsys, store)
+    bad = store.runs_dir / ("d" * 16)
+    bad.mkdir()
+    (bad / "run.json").write_text('{"run_id": ')
+    warning = (f"serbench: warning: run folder {bad} is not indexed: {bad / 'run.json'} is not "
+               "valid JSON (line 1): the run record was tampered with or damaged; delete its "
+               "folder and run again\n")
+    assert _board(capsys, store) == (0, before, warning)
+    assert _cli(capsys, "results", "rebuild-index", "--results", str(store.root)) == (
+        0, f"indexed 8 runs in {store.db_path}\n", warning)
+
+
 def test_rebuilds_killed_before_leave_no_temporary_files(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     store = _results(tmp_path)
