@@ -261,30 +261,45 @@ def _digest_db() -> sqlite3.Connection:
 
 
 def file_digests(paths: Sequence[Path]) -> list[str | None]:
-    """Content digest of each file (``None`` if missing), memoised per path and stat signature."""
+    """Content digest of each file (``None`` if missing), memoised per path and stat signature.
+
+    The memo is only a shortcut: if it cannot be opened (a read-only cache) every file is hashed;
+    if it is damaged it is removed, and made again next time.
+    """
     out: list[str | None] = []
-    with contextlib.closing(_digest_db()) as db:
+    db: sqlite3.Connection | None = None
+    try:
+        db = _digest_db()
         known = {row[0]: (tuple(row[1:5]), row[5]) for row in db.execute("SELECT * FROM digest")}
-        fresh = []
-        now = time.time_ns()
-        for p in paths:
-            key = str(Path(p).absolute())
-            try:
-                sig = _stat_sig(Path(p))
-            except OSError:
-                out.append(None)
-                continue
-            memo = known.get(key)
-            if memo and memo[0] == sig:
-                out.append(memo[1])
-                continue
-            digest = _file_digest(Path(p))
-            out.append(digest)
-            if now - max(sig[2], sig[3]) > RACY_NS:
-                fresh.append((key, *sig, digest))
-        if fresh:
-            with db:
-                db.executemany("INSERT OR REPLACE INTO digest VALUES (?, ?, ?, ?, ?, ?)", fresh)
+    except (OSError, sqlite3.Error) as exc:
+        if db is not None:
+            db.close()
+        if isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.OperationalError):
+            (cache_root() / "file-digests.sqlite").unlink(missing_ok=True)
+        db, known = None, {}
+    fresh = []
+    now = time.time_ns()
+    for p in paths:
+        key = str(Path(p).absolute())
+        try:
+            sig = _stat_sig(Path(p))
+        except OSError:
+            out.append(None)
+            continue
+        memo = known.get(key)
+        if memo and memo[0] == sig:
+            out.append(memo[1])
+            continue
+        digest = _file_digest(Path(p))
+        out.append(digest)
+        if now - max(sig[2], sig[3]) > RACY_NS:
+            fresh.append((key, *sig, digest))
+    if db is not None:
+        with contextlib.closing(db), contextlib.suppress(sqlite3.Error):
+            if fresh:
+                with db:
+                    db.executemany("INSERT OR REPLACE INTO digest VALUES (?, ?, ?, ?, ?, ?)",
+                                   fresh)
     return out
 
 

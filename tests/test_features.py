@@ -477,3 +477,15 @@ def test_cache_ls_calls_a_half_deleted_entry_damaged(emodb_root: Path, tmp_path:
     assert main(["cache", "ls", "--json"]) == 0
     [row] = json.loads(capsys.readouterr().out)
     assert row["status"] == "damaged" and row["path"] == str(entry.path)
+
+
+def test_a_damaged_digest_memo_is_remade(emodb_root: Path, tmp_path: Path) -> None:
+    """Planning fingerprints every run's audio through the memo: a damaged one must not stop it."""
+    utts = emodb_subset(emodb_root, 3)
+    paths = [emodb_root / u.path for u in utts]
+    first = features.file_digests(paths)
+    memo = features.cache_root() / "file-digests.sqlite"
+    memo.write_bytes(b"not a database" * 300)
+    assert features.file_digests(paths) == first  # hashed again, the damaged memo removed
+    assert not memo.exists()
+    assert features.file_digests(paths) == first and memo.exists()
