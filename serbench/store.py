@@ -365,9 +365,7 @@ class Store:
         try:
             return self._reconciled(folders)
         except sqlite3.OperationalError as exc:  # full, locked, unopenable: not damage
-            raise StoreError(f"cannot write the results index {self.db_path}: "
-                             f"{self._index_failure(exc)} or choose another folder with "
-                             "--results") from None
+            raise self._unwritable(exc) from None
         except sqlite3.DatabaseError as exc:  # not a database, malformed
             print(f"serbench: warning: the results index {self.db_path} is damaged ({exc}); "
                   "rebuilding it from the run folders", file=sys.stderr)
@@ -376,9 +374,11 @@ class Store:
         try:
             return self._reconciled(folders)
         except sqlite3.Error as exc:
-            raise StoreError(f"cannot write the results index {self.db_path}: "
-                             f"{self._index_failure(exc)} or choose another folder with "
-                             "--results") from None
+            raise self._unwritable(exc) from None
+
+    def _unwritable(self, exc: sqlite3.Error) -> StoreError:
+        return StoreError(f"cannot write the results index {self.db_path}: "
+                          f"{self._index_failure(exc)} or choose another folder with --results")
 
     def _reconciled(self, folders: list[str]) -> _Closing:
         conn = self._connect()
