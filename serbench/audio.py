@@ -13,6 +13,8 @@ import numpy as np
 
 from .specs import ConfigError
 
+MAX_AMPLITUDE = 100.0  # float audio may overshoot [-1, 1] a little; 40 dB beyond is damage
+
 
 class AudioError(ConfigError):
     """An audio file that cannot be used: unreadable, truncated, empty or non-finite."""
@@ -97,6 +99,10 @@ def load_audio(path: str | Path, sample_rate: int) -> np.ndarray:
         raise AudioError(p, "no audio samples (0 frames)")
     if not np.isfinite(data).all():
         raise AudioError(p, "contains NaN or infinite samples")
+    peak = float(np.abs(data).max())
+    if peak > MAX_AMPLITUDE:
+        raise AudioError(p, f"samples reach {peak:.3g}, far outside [-1, 1]: the file is "
+                         "damaged or was written unscaled; rescale it to [-1, 1]")
     mono = data.mean(axis=1, dtype=np.float32) if data.shape[1] > 1 else data[:, 0]
     if rate != sample_rate:
         mono = soxr.resample(mono, rate, sample_rate, quality="HQ")

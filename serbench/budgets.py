@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -56,7 +57,8 @@ def _check_value(key: str, value: Any, where: str) -> Any:
         if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
             raise ConfigError(f"{where}: {key} must be a positive integer, got {value!r}")
     elif key in ("batch_seconds", "max_device_seconds"):
-        if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
+        if (not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0
+                or not math.isfinite(value)):
             raise ConfigError(f"{where}: {key} must be a positive number, got {value!r}")
         value = float(value)
     elif key == "precision":

@@ -8,8 +8,10 @@ from pathlib import Path
 
 from .cli import Cli, default_results, print_json
 from .metrics import METRICS
+from .options import check_seed
 from .specs import ConfigError
 from .stats import ALPHA, N_BOOT
+from .store import SCHEMA
 
 
 def _results(p: argparse.ArgumentParser) -> None:
@@ -39,6 +41,7 @@ def _check_stats_options(args: argparse.Namespace) -> None:
         raise ConfigError(f"--alpha must be between 0 and 1, got {args.alpha}")
     if args.n_boot < 100:
         raise ConfigError(f"--n-boot must be at least 100, got {args.n_boot}")
+    check_seed(args.seed, "--seed")
 
 
 # ------------------------------------------------------------------------------- leaderboard
@@ -142,10 +145,19 @@ def _configure_results(p: argparse.ArgumentParser) -> None:
     rebuild = sub.add_parser("rebuild-index", help="re-create serbench.db from the run folders",
                              description="Re-create serbench.db from the run folders.")
     _results(rebuild)
+    migrate = sub.add_parser("migrate", help="bring runs of older results schemas up to date",
+                             description="Rewrite run.json files of older results schemas in "
+                             "place (schema 1 runs get no data fingerprint and are paired by test "
+                             "set only), then rebuild the index.")
+    _results(migrate)
 
 
 def _results_command(args: argparse.Namespace) -> int:
     store = _store(args)
+    if args.results_command == "migrate":
+        n = store.migrate()
+        print(f"migrated {n} runs in {store.root} to results schema {SCHEMA}")
+        return 0
     n = store.rebuild_index()
     print(f"indexed {n} runs in {store.db_path}")
     return 0
@@ -158,5 +170,5 @@ def add_commands(cli: Cli) -> None:
             _configure_compare, _compare)
     cli.add("plot", "plot metrics with CIs, confusion matrices and per-speaker UAR (PNG)",
             _configure_plot, _plot)
-    cli.add("results", "manage a results folder (rebuild-index)", _configure_results,
+    cli.add("results", "manage a results folder (rebuild-index, migrate)", _configure_results,
             _results_command)

@@ -46,7 +46,8 @@ def configure(p: argparse.ArgumentParser) -> None:
                         "budget, probe on frozen features, finetune when fine-tuning; smoke "
                         "for a quick test)")
     p.add_argument("--budgets", metavar="FILE", help="YAML file defining more budgets")
-    p.add_argument("--seeds", type=int, default=3, metavar="N", help="seeds 0..N-1 (default 3)")
+    p.add_argument("--seeds", type=_count, default=3, metavar="N",
+                   help="seeds 0..N-1 (default 3)")
     p.add_argument("--folds", action=Names, nargs="+", metavar="FOLD",
                    help="only these folds (names or indices); repeat the flag or give a comma "
                         "list: --folds 03,16")
@@ -69,6 +70,14 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--address", metavar="ADDR",
                    help="Ray cluster address for --executor ray (default $RAY_ADDRESS, else a "
                         "new local instance)")
+
+
+def _count(text: str) -> int | str:
+    """An integer; anything else is handed on for ``seed_list`` to refuse in one line."""
+    try:
+        return int(text)
+    except ValueError:
+        return text
 
 
 def handle(args: argparse.Namespace) -> int:

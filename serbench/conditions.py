@@ -12,7 +12,10 @@ cell run twice keeps its newest run, also said.
 
 Conditions are named ``method/upstream`` with their options in brackets,
 ``linear[normalize=speaker]/egemaps``; the same text selects them in ``compare`` and
-``--baseline`` (``linear/egemaps[normalize=speaker]`` is accepted too).
+``--baseline`` (``linear/egemaps[normalize=speaker]`` is accepted too). One quoting rule: a value
+holding ``, [ ] / = "`` or a backslash, or blank at an end, is written in double quotes, with
+``"`` and backslashes escaped by a backslash (``gmp_tl[k_values="50,100"]/wavlm_base``), so
+every name a table shows can be passed back.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import zipfile
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -38,10 +42,16 @@ def natural(value: Any) -> tuple[int, int | str]:
     return (0, int(text)) if text.isdigit() else (1, text)
 
 
+_SPECIAL = set(',[]/="\\')
+
+
 def format_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
-    return str(value)
+    text = str(value)
+    if _SPECIAL & set(text) or text != text.strip():
+        return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return text
 
 
 def format_options(options: Mapping[str, Any]) -> str:
@@ -50,7 +60,63 @@ def format_options(options: Mapping[str, Any]) -> str:
     return "[" + ",".join(f"{k}={format_value(v)}" for k, v in sorted(options.items())) + "]"
 
 
-_NAME = re.compile(r"^(?P<m>[^/\[\]]+)(\[(?P<mo>[^\]]*)\])?/(?P<u>[^/\[\]]+)(\[(?P<uo>[^\]]*)\])?$")
+def _tokens(text: str) -> list[str]:
+    """``text`` cut at the unquoted ``[``, ``]``, ``/`` and ``,`` (kept as tokens of their own);
+    quoted stretches stay in their token with their quotes and escapes."""
+    out, cur, quoted, i = [], "", False, 0
+    while i < len(text):
+        ch = text[i]
+        if quoted and ch == "\\" and i + 1 < len(text):
+            cur += text[i : i + 2]
+            i += 2
+            continue
+        if ch == '"':
+            quoted = not quoted
+        if not quoted and ch in "[]/,":
+            out += [cur, ch]
+            cur = ""
+        else:
+            cur += ch
+        i += 1
+    if quoted:
+        raise ValueError("unclosed quote")
+    return [t for t in out + [cur] if t]
+
+
+def _unquote(text: str) -> str:
+    text = text.strip()
+    if len(text) >= 2 and text[0] == text[-1] == '"':
+        return re.sub(r"\\(.)", r"\1", text[1:-1])
+    return text
+
+
+def _parse_name(text: str) -> tuple[str, list[str], str, list[str]] | None:
+    """(method, its option tokens, upstream, its option tokens) of ``m[..]/u[..]``, or None."""
+    try:
+        tokens = _tokens(text)
+    except ValueError:
+        return None
+    parts: list[tuple[str, list[str]]] = []
+    i = 0
+    while i < len(tokens):
+        name, opts, i = tokens[i], [], i + 1
+        if name in "[]/,":
+            return None
+        if i < len(tokens) and tokens[i] == "[":
+            if "]" not in tokens[i:]:
+                return None
+            end = tokens.index("]", i)
+            opts, i = tokens[i + 1 : end], end + 1
+        parts.append((name.strip(), opts))
+        if i < len(tokens):
+            if tokens[i] != "/":
+                return None
+            i += 1
+            if i == len(tokens):
+                return None
+    if len(parts) != 2 or any("]" in o or "[" in o or "/" in o for _, o in parts):
+        return None
+    return parts[0][0], parts[0][1], parts[1][0], parts[1][1]
 
 
 @dataclass(frozen=True)
@@ -63,17 +129,19 @@ class ConditionName:
 
     @classmethod
     def parse(cls, text: str, what: str = "condition") -> ConditionName:
-        m = _NAME.match(text.strip())
-        if not m or (m["mo"] is not None and m["uo"] is not None):
+        parsed = _parse_name(text.strip())
+        if not parsed or (parsed[1] and parsed[3]):
             raise ConfigError(f"{what} {text!r} is not METHOD/UPSTREAM or METHOD[key=value,...]"
-                              "/UPSTREAM, e.g. linear[normalize=speaker]/fbank")
+                              "/UPSTREAM, e.g. linear[normalize=speaker]/fbank (quote a value "
+                              'holding a comma: k_values="50,100")')
+        method, m_opts, upstream, u_opts = parsed
         opts: dict[str, str] = {}
-        for item in filter(None, (m["mo"] or m["uo"] or "").split(",")):
+        for item in (t for t in m_opts or u_opts if t != ","):
             key, eq, value = item.partition("=")
             if not eq or not key.strip():
                 raise ConfigError(f"{what} {text!r}: option {item!r} is not key=value")
-            opts[key.strip()] = value.strip()
-        return cls(m["m"].strip(), m["u"].strip(), opts)
+            opts[key.strip()] = _unquote(value)
+        return cls(method, upstream, opts)
 
     def matches(self, cond: Condition) -> bool:
         if (cond.method, cond.upstream) != (self.method, self.upstream):
@@ -140,7 +208,7 @@ class Condition:
         """Hash of the per-fold test-set hashes: equal ids mean the same test utterances."""
         by_fold: dict[str, set[str]] = {}
         for r in self.runs:
-            by_fold.setdefault(str(r["fold"]), set()).add(str(r["test_hash"]))
+            by_fold.setdefault(str(r["fold"]), set()).add(_cell_data(r))
         for fold, hashes in by_fold.items():
             if len(hashes) > 1:
                 raise ConfigError(
@@ -151,7 +219,8 @@ class Condition:
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def test_hashes(self) -> dict[str, str]:
-        return {str(r["fold"]): str(r["test_hash"]) for r in self.runs}
+        """Per fold, the test set's hash and the data fingerprint: pairs must agree on both."""
+        return {str(r["fold"]): _cell_data(r) for r in self.runs}
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -199,6 +268,12 @@ class Condition:
         return self.store.runs_dir / run_id / "run.json"
 
 
+def _cell_data(row: Mapping[str, Any]) -> str:
+    """A run's test-set hash, with the fingerprint of the data it saw (labels, speakers, audio)."""
+    data = row.get("data_hash")
+    return f"{row['test_hash']}" + (f" (data {data})" if data else "")
+
+
 CACHE = Path(".cache") / "predictions"
 
 
@@ -227,8 +302,8 @@ def run_predictions(
         with np.load(cache, allow_pickle=False) as z:
             if str(z["stamp"]) == stamp:
                 return z["keys"], z["speakers"], z["y_true"], z["y_pred"]
-    except (OSError, ValueError, KeyError):
-        pass
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        pass  # missing or damaged: a derived file, rebuilt below
     preds = store.read_predictions(run_id)
     index = {label: i for i, label in enumerate(labels)}
     try:

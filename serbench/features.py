@@ -19,16 +19,23 @@ Writes. An entry is filled under an exclusive lock into ``.tmp-*`` and renamed i
 processes never fill it twice and a half-written entry is never read; leftovers of a killed fill
 are removed by the next fill (or ``serbench cache clear``). Frames, means and variances are
 streamed to disk as they are computed: memory stays at one inference batch whatever the corpus.
+A write that fails (a full disk) is one error naming the cache folder, and the ``.tmp-*`` folder is
+removed; tests simulate a full disk with ``SERBENCH_FAULT=cache-disk-full:<bytes>`` (each file of
+the fill then fails once it would exceed that size).
 
 Checks. Every file's size and blake2b digest is recorded in ``meta.json`` (itself checksummed) and
-verified on first use in a process; a damaged entry is reported and recomputed, never used.
+verified on first use in a process; a damaged entry is reported and recomputed, never used. A file
+is checked for its size again before it is mapped and before frames are read from it, so a file
+truncated while a run reads it is an error naming the entry, not a Bus error.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -146,8 +153,23 @@ class FeatureEntry:
     def _map(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
         if not all(shape):
             return np.zeros(shape, dtype=FILES[name])
+        self._intact(name)  # a mapped page past the end of a file is a Bus error, not an error
         # copy-on-write: torch takes the arrays without a read-only warning; nothing writes them
         return np.memmap(self.path / name, dtype=FILES[name], mode="c", shape=shape)
+
+    def _intact(self, name: str) -> None:
+        """Raise ``CacheCorrupt`` naming the entry if ``name`` is no longer its written size
+        (truncated while in use): reading its mapped pages would kill the process."""
+        want = int(self.meta["files"][name]["size"])
+        try:
+            size = os.stat(self.path / name).st_size
+        except OSError:
+            size = -1
+        if size < want:
+            raise CacheCorrupt(
+                f"feature cache entry {self.path} was damaged while in use ({name}: "
+                f"{max(size, 0)} of {want} bytes); run `serbench cache clear --upstream "
+                f"{self.meta.get('upstream')}` and run again")
 
     @property
     def num_layers(self) -> int:
@@ -188,6 +210,7 @@ class FeatureEntry:
     def layer_frames(self, key: str) -> np.ndarray:
         """``(L, n, D)`` float16 frames of one utterance (a view of the memory map)."""
         off, n = (int(v) for v in self.index[self.rows[key]])
+        self._intact("frames.f16")
         width = self.num_layers * self.dim
         block = self.frames_file()[off * width : (off + n) * width]
         return block.reshape(self.num_layers, n, self.dim)
@@ -238,30 +261,45 @@ def _digest_db() -> sqlite3.Connection:
 
 
 def file_digests(paths: Sequence[Path]) -> list[str | None]:
-    """Content digest of each file (``None`` if missing), memoised per path and stat signature."""
+    """Content digest of each file (``None`` if missing), memoised per path and stat signature.
+
+    The memo is only a shortcut: if it cannot be opened (a read-only cache) every file is hashed;
+    if it is damaged it is removed, and made again next time.
+    """
     out: list[str | None] = []
-    with contextlib.closing(_digest_db()) as db:
+    db: sqlite3.Connection | None = None
+    try:
+        db = _digest_db()
         known = {row[0]: (tuple(row[1:5]), row[5]) for row in db.execute("SELECT * FROM digest")}
-        fresh = []
-        now = time.time_ns()
-        for p in paths:
-            key = str(Path(p).absolute())
-            try:
-                sig = _stat_sig(Path(p))
-            except OSError:
-                out.append(None)
-                continue
-            memo = known.get(key)
-            if memo and memo[0] == sig:
-                out.append(memo[1])
-                continue
-            digest = _file_digest(Path(p))
-            out.append(digest)
-            if now - max(sig[2], sig[3]) > RACY_NS:
-                fresh.append((key, *sig, digest))
-        if fresh:
-            with db:
-                db.executemany("INSERT OR REPLACE INTO digest VALUES (?, ?, ?, ?, ?, ?)", fresh)
+    except (OSError, sqlite3.Error) as exc:
+        if db is not None:
+            db.close()
+        if isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.OperationalError):
+            (cache_root() / "file-digests.sqlite").unlink(missing_ok=True)
+        db, known = None, {}
+    fresh = []
+    now = time.time_ns()
+    for p in paths:
+        key = str(Path(p).absolute())
+        try:
+            sig = _stat_sig(Path(p))
+        except OSError:
+            out.append(None)
+            continue
+        memo = known.get(key)
+        if memo and memo[0] == sig:
+            out.append(memo[1])
+            continue
+        digest = _file_digest(Path(p))
+        out.append(digest)
+        if now - max(sig[2], sig[3]) > RACY_NS:
+            fresh.append((key, *sig, digest))
+    if db is not None:
+        with contextlib.closing(db), contextlib.suppress(sqlite3.Error):
+            if fresh:
+                with db:
+                    db.executemany("INSERT OR REPLACE INTO digest VALUES (?, ?, ?, ?, ?, ?)",
+                                   fresh)
     return out
 
 
@@ -369,22 +407,58 @@ class _HashedFile:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.file: BinaryIO = open(path, "wb")
+        room = os.environ.get("SERBENCH_FAULT", "").partition("cache-disk-full:")[2]
+        self.file: BinaryIO = (io.BufferedWriter(_NoRoom(path, int(room))) if room.isdigit()
+                               else open(path, "wb"))
         self.hash = hashlib.blake2b(digest_size=16)
         self.size = 0
 
     def write(self, array: np.ndarray) -> None:
         data = np.ascontiguousarray(array).data
-        self.file.write(data)
+        with self._named():
+            self.file.write(data)
         self.hash.update(data)
         self.size += data.nbytes
 
     def close(self) -> dict[str, Any]:
-        self.file.flush()
-        os.fsync(self.file.fileno())
+        with self._named():
+            self.file.flush()
+            os.fsync(self.file.fileno())
         self.file.close()
         _VERIFIED[str(self.path)] = _stat_sig(self.path)  # re-keyed to the final path below
         return {"size": self.size, "digest": self.hash.hexdigest()}
+
+    @contextlib.contextmanager
+    def _named(self) -> Iterator[None]:
+        """A write error (a full disk) as one line naming the cache folder and the way out."""
+        try:
+            yield
+        except OSError as exc:
+            where = self.path.parent.parent
+            raise ConfigError(f"cannot write the feature cache in {where}: "
+                              f"{exc.strerror or exc}; free some space there or point "
+                              "SERBENCH_CACHE at a disk with room") from None
+
+    def discard(self) -> None:
+        """Close without writing what is buffered (the fill failed; its folder is removed)."""
+        with contextlib.suppress(OSError):
+            self.file.close()
+
+
+class _NoRoom(io.FileIO):
+    """A file on a disk that is full after ``room`` bytes: the ``cache-disk-full:<room>``
+    fault of ``SERBENCH_FAULT``, for tests of a full disk during the fill."""
+
+    def __init__(self, path: Path, room: int) -> None:
+        super().__init__(path, "wb")
+        self.room = room
+
+    def write(self, data: Any) -> int:
+        n = memoryview(data).nbytes
+        if n > self.room:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self.name))
+        self.room -= n
+        return super().write(data)
 
 
 def fill_threads() -> int:
@@ -521,7 +595,7 @@ def _fill(
         _fsync_dir(final.parent)
     finally:
         for f in files.values():
-            f.file.close()
+            f.discard()
         shutil.rmtree(tmp, ignore_errors=True)
 
 
@@ -561,6 +635,9 @@ def list_entries() -> list[dict[str, Any]]:
         try:
             meta = {} if incomplete else read_meta(folder)
             status = "incomplete" if incomplete else "ok"
+            for name, want in meta.get("files", {}).items():  # half-deleted or truncated
+                if not (folder / name).is_file() or (folder / name).stat().st_size != want["size"]:
+                    status = "damaged"
         except (OSError, CacheCorrupt):
             meta, status = {}, "damaged"
         size = sum(p.stat().st_size for p in folder.iterdir() if p.is_file())

@@ -407,8 +407,16 @@ def legend(board: Board) -> list[str]:
     return lines
 
 
+def md_escape(text: str) -> str:
+    """A cell or title safe in Markdown: ``|`` escaped, line breaks folded, raw HTML inert."""
+    text = " ".join(text.split())
+    return (text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+            .replace("|", "\\|"))
+
+
 def _pipe_table(header: list[str], body: list[list[str]], right: set[int]) -> list[str]:
     """A padded GitHub-markdown table; columns in ``right`` are right-aligned."""
+    header, body = [md_escape(h) for h in header], [[md_escape(v) for v in r] for r in body]
     widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header))]
 
     def line(values: list[str]) -> str:
@@ -427,7 +435,7 @@ def to_markdown(boards: Sequence[Board]) -> str:
         header, body, notes = cells(board)
         n_metrics = len(METRICS) - 1  # the other metrics' pooled columns, after the run mean
         right = {1, 3, *range(5, 5 + n_metrics), *range(7 + n_metrics, len(header))}
-        text = [f"### {board.table.title}", "", *_pipe_table(header, body, right), ""]
+        text = [f"### {md_escape(board.table.title)}", "", *_pipe_table(header, body, right), ""]
         text += [f"{n}  " for n in notes] + [f"_{board.signature}_", ""]
         parts.append("\n".join(text))
     return "\n".join(parts)
@@ -522,8 +530,20 @@ def to_csv(boards: Sequence[Board]) -> str:
         row["options"] = format_options(row["options"])
         row["uar_ci_low"], row["uar_ci_high"] = row["uar_ci"] or (None, None)
         row["tuned"] = ",".join(row["tuned"])
-        writer.writerow(row)
+        writer.writerow({k: csv_safe(v) for k, v in row.items()})
     return buf.getvalue()
+
+
+def csv_safe(value: Any) -> Any:
+    """Text a spreadsheet would run as a formula (``= + - @``, tab, CR first) gets a leading
+    ``'`` (OWASP's advice); numbers, and text that is a plain number, are left as they are."""
+    if not isinstance(value, str) or not value.startswith(("=", "+", "-", "@", "\t", "\r")):
+        return value
+    try:
+        float(value)
+        return value
+    except ValueError:
+        return "'" + value
 
 
 def render(boards: Sequence[Board], fmt: str, **html_args: Any) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+import math
 import os
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -21,7 +22,7 @@ from .folds import check_folds
 from .options import coerce
 from .specs import ConfigError, DatasetSpec, Fold, Utterance
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: durations checked against the audio headers
 
 
 # ------------------------------------------------------------------------------------ roots
@@ -141,16 +142,22 @@ def _parse(
     utterances = spec.load_manifest(root, opts)
     out, bad = [], {}
     for u in utterances:
-        path = audio_path(root, u)
-        if u.duration is None:
-            try:
-                u = replace(u, duration=round(audio_duration(path), 6))
-            except AudioError as exc:
-                bad[exc.path] = exc.problem
-        elif not path.is_file():  # the corpus gave the duration: still check the audio is there
-            bad[str(path)] = "file not found"
+        try:
+            measured = round(audio_duration(audio_path(root, u)), 6)
+        except AudioError as exc:
+            bad[exc.path] = exc.problem
+        else:
+            if not _agrees(u.duration, measured):  # budgets meter audio seconds: trust the audio
+                u = replace(u, duration=measured)
         out.append(u)
     return out, bad
+
+
+def _agrees(given: float | None, measured: float) -> bool:
+    """Whether a corpus's stated duration matches the audio header (to 10 ms or 1 %)."""
+    if given is None or not math.isfinite(given):
+        return False
+    return abs(given - measured) <= max(0.01, 0.01 * measured)
 
 
 def audio_path(root: Path, u: Utterance) -> Path:
@@ -227,6 +234,37 @@ def _write_cache(
         os.replace(tmp, path)
     except OSError:
         pass  # a read-only cache only costs a re-parse next time
+
+
+# ------------------------------------------------------------------------------------ fingerprint
+
+
+def fold_fingerprints(root: Path, utterances: Iterable[Utterance], folds: Iterable[Fold]
+                      ) -> dict[str, str]:
+    """Per fold, a hash of everything a run of it sees of the data: which keys are in train, dev
+    and test, and each one's label, speaker, gender, transcript and audio content.
+
+    It goes into the run id (relabelled or re-recorded data is a new run, never "already
+    stored") and into the pairing check of ``compare`` and ``leaderboard``. Audio content
+    digests are those of the feature cache, memoised per file version, so this costs one read
+    of each audio file the first time and a ``stat`` afterwards.
+    """
+    from .features import file_digests
+
+    utts = {u.key: u for u in utterances}
+    digests = dict(zip(utts, file_digests([audio_path(root, u) for u in utts.values()]),
+                       strict=True))
+    rows = {k: f"{k}\0{u.label}\0{u.speaker}\0{u.gender}\0{u.text}\0{digests[k] or 'missing'}"
+            for k, u in utts.items()}
+    out = {}
+    for fold in folds:
+        h = hashlib.sha256()
+        for split in ("train", "dev", "test"):
+            h.update(f"[{split}]\n".encode())
+            for key in sorted(k for k in getattr(fold, split) if k in utts):
+                h.update(rows[key].encode() + b"\n")
+        out[fold.name] = h.hexdigest()[:16]
+    return out
 
 
 # ------------------------------------------------------------------------------------ folds

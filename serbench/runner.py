@@ -20,7 +20,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from . import __version__
 from .budgets import resolve_budget
-from .options import method_options
+from .options import method_options, seed_list
 from .registry import Components
 from .specs import (
     GENDERS,
@@ -34,7 +34,7 @@ from .specs import (
     UpstreamSpec,
     Utterance,
 )
-from .store import Store, test_set_hash
+from .store import SCHEMA, Store, test_set_hash
 
 
 @dataclass
@@ -72,6 +72,7 @@ class PlannedRun:
     run_id: str
     condition: Condition
     done: bool = False
+    data_hash: str = ""  # the fold's data fingerprint (manifests.fold_fingerprints)
 
 
 @dataclass
@@ -163,11 +164,12 @@ def _versions(components: Components, cond: Condition, dataset: str) -> dict[str
 
 
 def run_id_for(spec: RunSpec, budget: Budget, versions: Mapping[str, str],
-               options: Mapping[str, Any] | None = None) -> str:
-    """A hash of the spec, the budget, the code versions and every option the run will use
-    (``options``, defaults included): a changed default is another run, not a stored one."""
+               options: Mapping[str, Any] | None = None, data_hash: str = "") -> str:
+    """A hash of the spec, the budget, the code versions, every option the run will use
+    (``options``, defaults included: a changed default is another run, not a stored one) and the
+    fingerprint of the data the run sees (relabelled data is another run)."""
     body = {"spec": spec.as_dict(), "budget": budget.signature(),
-            "versions": dict(sorted(versions.items()))}
+            "versions": dict(sorted(versions.items())), "data": data_hash}
     if options is not None:
         body["options"] = dict(sorted(options.items()))
     return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()[:16]
@@ -237,10 +239,7 @@ def make_plan(
                    data_root=data_root, protocol=protocol, budget=budget, seeds=seeds,
                    folds=folds, options=dict(options or {}),
                    dataset_options=dict(dataset_options or {}), skip_bad_audio=skip_bad_audio)
-    if isinstance(seeds, int):
-        if seeds <= 0:
-            raise ConfigError(f"--seeds must be a positive number of seeds, got {seeds}")
-        seeds = list(range(seeds))
+    seeds = seed_list(seeds, "--seeds")
     conditions = []
     for m_name in methods:
         m = components.methods.get(m_name)
@@ -257,6 +256,9 @@ def make_plan(
     for cond in conditions:
         check_requirements(cond, data, components)
     fold_names = select_folds(data, folds)
+    from .manifests import fold_fingerprints
+
+    prints = fold_fingerprints(data.root, data.utterances, [data.folds[f] for f in fold_names])
     runs = []
     for cond in conditions:
         versions = _versions(components, cond, data.spec.name)
@@ -269,8 +271,9 @@ def make_plan(
                     dataset_options={k: v for k, v in data.options.items()
                                      if v != data.spec.options.get(k)},
                 )
-                rid = run_id_for(spec, budget, versions, cond.options)
-                runs.append(PlannedRun(spec, rid, cond, bool(store and store.has(rid))))
+                rid = run_id_for(spec, budget, versions, cond.options, prints[fold])
+                runs.append(PlannedRun(spec, rid, cond, bool(store and store.has(rid)),
+                                       prints[fold]))
     return Plan(runs, data, budget, components, skip_bad_audio, request)
 
 
@@ -454,7 +457,7 @@ def execute_run(plan: Plan, run: PlannedRun, device: Any, quiet: bool = True,
     if n_trials > 1:
         usage_dict["trials"] = trials
     record = {
-        "schema": 1,
+        "schema": SCHEMA,
         "run_id": run.run_id,
         "status": "ok",
         "error": None,
@@ -469,6 +472,7 @@ def execute_run(plan: Plan, run: PlannedRun, device: Any, quiet: bool = True,
         "metrics": metrics,
         "labels": list(labels),
         "test_hash": test_set_hash(keys),
+        "data_hash": run.data_hash,
         "n_train": len(splits["train"]),
         "n_dev": len(splits["dev"]),
         "n_test": len(splits["test"]),
@@ -553,11 +557,12 @@ def _decode(data: DatasetView, utts: Sequence[Utterance], sample_rate: int,
 
 def failed_record(plan: Plan, run: PlannedRun, error: str, device: Any) -> dict[str, Any]:
     return {
-        "schema": 1,
+        "schema": SCHEMA,
         "run_id": run.run_id,
         "status": "failed",
         "error": error,
         "spec": run.spec.as_dict(),
+        "data_hash": run.data_hash,
         "options": run.condition.options,
         "budget": budget_record(plan.budget, device,
                                 frozen=not run.condition.method.finetunes(run.condition.options)),

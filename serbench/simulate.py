@@ -25,7 +25,7 @@ from .conditions import Condition
 from .metrics import compute_metrics
 from .specs import Budget
 from .stats import Pooled, pooled_arrays
-from .store import Store, test_set_hash
+from .store import SCHEMA, Store, test_set_hash
 
 LABELS = ("ang", "hap", "neu", "sad")
 
@@ -133,7 +133,7 @@ def write_condition(
                       "scores": [round(float(x), 4) for x in scores[j]]}
                      for j, i in enumerate(idx)]
             record = {
-                "schema": 1, "run_id": run_id, "status": "ok", "error": None, "spec": spec,
+                "schema": SCHEMA, "run_id": run_id, "status": "ok", "error": None, "spec": spec,
                 "options": options, "budget": {**asdict(budget), "signature": budget.signature()},
                 "metrics": compute_metrics(y, p, corpus.labels), "labels": list(corpus.labels),
                 "test_hash": test_set_hash(corpus.keys[idx].tolist()), "n_test": int(idx.size),

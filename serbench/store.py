@@ -2,8 +2,10 @@
 
 ``runs/<run_id>/run.json`` and ``predictions.jsonl`` are written into a temporary folder and renamed
 into place, so a crash never leaves half a run. ``serbench.db`` is only an index: it can be rebuilt
-from the folders at any time (``serbench results rebuild-index``), and ``ensure`` indexes any run
-folder a crash left unindexed. See ``docs/results.md``.
+from the folders at any time (``serbench results rebuild-index``). Every read and ``ensure``
+reconcile it with the folders first: a run a crashed writer left unindexed is indexed, a damaged
+or older index is rebuilt, and a results folder that cannot be written is indexed in memory, so
+reading never needs write access. See ``docs/results.md``.
 
 Crash tests set ``SERBENCH_FAULT`` to ``store-before-rename`` or ``store-before-index``: the
 process then SIGKILLs itself at that point of ``write``, as a power cut would.
@@ -12,12 +14,15 @@ process then SIGKILLs itself at that point of ``write``, as a power cut would.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
+import math
 import os
 import shutil
 import signal
 import sqlite3
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -25,13 +30,18 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 from .specs import ConfigError
 
-SCHEMA = 1
+SCHEMA = 2  # 2: run ids and records carry the data fingerprint (``data_hash``)
+INDEX_VERSION = 2  # PRAGMA user_version of serbench.db; another value is rebuilt
 LEFTOVER_SECONDS = 3600.0  # a temporary run folder this old belongs to a dead writer
+FULL_DISK_BYTES = 1 << 20  # below this much free space an index write failure is a full disk
 INDEX_COLUMNS = (
     "run_id", "status", "upstream", "method", "dataset", "protocol", "fold", "seed", "budget",
     "budget_signature", "options", "dataset_options", "uar", "war", "macro_f1", "test_hash",
-    "created",
+    "data_hash", "schema", "created",
 )
+_INSERT = (f"INSERT OR REPLACE INTO runs ({', '.join(INDEX_COLUMNS)}) "
+           f"VALUES ({', '.join('?' for _ in INDEX_COLUMNS)})")
+SQLITE_INT = (-(2**63), 2**63)
 
 
 class StoreError(ConfigError):
@@ -47,6 +57,29 @@ def test_set_hash(keys: Iterable[str]) -> str:
     return h.hexdigest()[:16]
 
 
+def finite_json(obj: Any, what: str, **kwargs: Any) -> str:
+    """``json.dumps`` that refuses NaN and infinities (not JSON) with a line naming the field."""
+    try:
+        return json.dumps(obj, allow_nan=False, **kwargs)
+    except ValueError:
+        where = _non_finite(obj, "") or "a value"
+        raise StoreError(f"{what}: {where} is not a finite number, and run records hold only "
+                         "finite numbers; nothing was stored (the run diverged or a method "
+                         "reported NaN: lower lr or check the inputs)") from None
+
+
+def _non_finite(obj: Any, path: str) -> str | None:
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return f"{path or 'the value'} ({obj})"
+    items = (obj.items() if isinstance(obj, Mapping)
+             else enumerate(obj) if isinstance(obj, (list, tuple)) else ())
+    for k, v in items:
+        found = _non_finite(v, f"{path}.{k}" if path else str(k))
+        if found:
+            return found
+    return None
+
+
 class Store:
     """A results folder. Safe for several processes writing at once."""
 
@@ -58,6 +91,7 @@ class Store:
     # ----------------------------------------------------------------------------------- writing
 
     def ensure(self) -> None:
+        """Make the folder ready for writing: writable, its index sound and reconciled."""
         try:
             self.runs_dir.mkdir(parents=True, exist_ok=True)
             probe = tempfile.NamedTemporaryFile(dir=self.root, prefix=".probe-", delete=True)
@@ -65,29 +99,35 @@ class Store:
         except OSError as exc:
             raise StoreError(f"results folder {self.root} is not writable ({exc.strerror}); "
                              "choose another with --results") from None
-        try:
-            with self._connect() as db:
-                self._create(db)
-                indexed = {row[0] for row in db.execute("SELECT run_id FROM runs")}
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot write the results index {self.db_path}: {exc} "
-                             f"({self._free()}); free some space or choose another folder with "
-                             "--results") from None
         now = time.time()
-        for path in sorted(self.runs_dir.iterdir()):
+        for path in self.runs_dir.iterdir():
             if path.name.startswith((".tmp-", ".old-")):  # a writer killed mid-write
                 with contextlib.suppress(OSError):
                     if now - path.stat().st_mtime > LEFTOVER_SECONDS:
                         shutil.rmtree(path, ignore_errors=True)
-            elif path.name not in indexed and not path.name.startswith("."):
-                if (path / "run.json").is_file():  # crashed between rename and index
-                    self._index(self.read_record(path.name))
+        self.reconcile()
 
-    def _free(self) -> str:
+    def reconcile(self) -> None:
+        """Bring the index in line with the run folders now (see :meth:`_index_db`)."""
+        self._index_db().db.close()
+
+    def _free_bytes(self) -> int | None:
         try:
-            return f"{shutil.disk_usage(self.root).free // 1024} KiB free on its disk"
+            return shutil.disk_usage(self.root).free
         except OSError:
-            return "free space unknown"
+            return None
+
+    def _index_failure(self, exc: sqlite3.Error) -> str:
+        """Why the index cannot be written, and what to do: a full disk only when it is full."""
+        if "locked" in str(exc):
+            return f"{exc}: another serbench holds it; try again when it is done"
+        free = self._free_bytes()
+        full = "full" in str(exc) or (free is not None and free < FULL_DISK_BYTES)
+        if full:
+            room = f"{free // 1024} KiB free on its disk" if free is not None else "disk full"
+            return f"{exc} ({room}); free some space"
+        return (f"{exc}; the index is damaged: run `serbench results rebuild-index --results "
+                f"{self.root}`")
 
     def has(self, run_id: str, status: str = "ok") -> bool:
         """Whether the run is stored with ``status``. Run folders only appear complete (renamed
@@ -100,19 +140,24 @@ class Store:
     def write(
         self, record: Mapping[str, Any], predictions: Sequence[Mapping[str, Any]] = ()
     ) -> Path:
-        """Write a run atomically. A finished (``ok``) run is never replaced; a failed one is."""
+        """Write a run atomically. A finished (``ok``) run is never replaced; a failed one is.
+
+        The store stamps the record with the schema it writes (``SCHEMA``); NaN or infinite
+        numbers are refused before anything is written, naming the field.
+        """
         run_id = record["run_id"]
         final = self.runs_dir / run_id
         if self.has(run_id, "ok"):
             return final
+        body = {**record, "schema": SCHEMA, "checksum": _checksum(predictions)}
+        lines = "".join(finite_json(p, f"run {run_id}: predictions.jsonl", sort_keys=True) + "\n"
+                        for p in predictions)
+        text = finite_json(body, f"run {run_id}: run.json", indent=2, sort_keys=True, default=str)
         self.runs_dir.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{run_id}-", dir=self.runs_dir))
         try:
-            body = dict(record)
-            body["checksum"] = _checksum(predictions)
-            _write_file(tmp / "predictions.jsonl",
-                        "".join(json.dumps(p, sort_keys=True) + "\n" for p in predictions))
-            _write_file(tmp / "run.json", json.dumps(body, indent=2, sort_keys=True, default=str))
+            _write_file(tmp / "predictions.jsonl", lines)
+            _write_file(tmp / "run.json", text)
             _fault("store-before-rename")
             if final.exists():  # a failed attempt: move it aside, then swap in the new one
                 old = self.runs_dir / f".old-{run_id}-{os.getpid()}-{time.time_ns()}"
@@ -131,68 +176,112 @@ class Store:
             shutil.rmtree(tmp, ignore_errors=True)
             raise StoreError(f"could not store run {run_id} in {self.root}: {exc.strerror or exc}; "
                              "nothing stored was changed") from None
-        self._index(body)
+        try:
+            self.reconcile()  # indexes the new folder with any a crash left unindexed
+        except StoreError as exc:
+            raise StoreError(f"run {run_id} is stored whole in {self.runs_dir}, but {exc}: the "
+                             "next serbench run indexes it") from None
         return final
 
-    def _index(self, record: Mapping[str, Any]) -> None:
-        """Index a run already in place; if that fails, the run is kept and indexed later."""
-        row = index_row(record)
-        try:
-            with self._connect() as db:
-                self._create(db)
-                db.execute(
-                    f"INSERT OR REPLACE INTO runs ({', '.join(INDEX_COLUMNS)}) "
-                    f"VALUES ({', '.join('?' for _ in INDEX_COLUMNS)})",
-                    [row[c] for c in INDEX_COLUMNS],
-                )
-        except sqlite3.Error as exc:
-            raise StoreError(f"run {record['run_id']} is stored whole in {self.runs_dir}, but the "
-                             f"index {self.db_path} cannot be written: {exc} ({self._free()}); "
-                             "free some space: the next serbench run indexes it") from None
-
     def rebuild_index(self) -> int:
-        """Re-create ``serbench.db`` from the run folders; returns the number of runs indexed."""
+        """Re-create ``serbench.db`` from the run folders; returns the number of runs indexed.
+
+        A run folder that cannot be indexed is named on stderr and left out; the others are
+        indexed. Temporary files of rebuilds that were killed are removed first.
+        """
+        if self.db_path.is_dir():
+            raise StoreError(f"{self.db_path} is a folder, not the results index: move it away "
+                             "and serbench rebuilds the index from the run folders")
+        _remove_dead_temporaries(self.root)
         tmp = self.root / f".serbench.db.{os.getpid()}.tmp"
         tmp.unlink(missing_ok=True)
-        db = sqlite3.connect(tmp)
         try:
-            self._create(db)
-            n = 0
-            for record in self.iter_records():
-                row = index_row(record)
-                db.execute(
-                    f"INSERT OR REPLACE INTO runs ({', '.join(INDEX_COLUMNS)}) "
-                    f"VALUES ({', '.join('?' for _ in INDEX_COLUMNS)})",
-                    [row[c] for c in INDEX_COLUMNS],
-                )
-                n += 1
-            db.commit()
+            db = sqlite3.connect(tmp)
+            try:
+                self._create(db)
+                n = self._fill(db, self._folders())
+                db.commit()
+            finally:
+                db.close()
+            os.replace(tmp, self.db_path)
+        except (OSError, sqlite3.Error) as exc:
+            why = self._index_failure(exc) if isinstance(exc, sqlite3.Error) else exc
+            raise StoreError(f"cannot write the results index {self.db_path}: {why}") from None
         finally:
-            db.close()
-        os.replace(tmp, self.db_path)
+            for leftover in self.root.glob(f"{tmp.name}*"):
+                leftover.unlink(missing_ok=True)
         for suffix in ("-wal", "-shm"):
             Path(str(self.db_path) + suffix).unlink(missing_ok=True)
         return n
 
+    def _fill(self, db: sqlite3.Connection, run_ids: Iterable[str]) -> int:
+        """Index these run folders; one that cannot be read is named and skipped, one of
+        another results schema is refused (nothing is indexed)."""
+        n = 0
+        for run_id in run_ids:
+            try:
+                record = self.read_record(run_id)
+            except StoreError as exc:
+                print(f"serbench: warning: run folder {self.runs_dir / run_id} is not indexed: "
+                      f"{exc}", file=sys.stderr)
+                continue
+            check_schema(self.root, [(run_id, record.get("schema"))])
+            try:
+                db.execute(_INSERT, _values(record))
+                n += 1
+            except sqlite3.Error as exc:
+                print(f"serbench: warning: run folder {self.runs_dir / run_id} is not indexed: "
+                      f"{exc}", file=sys.stderr)
+        return n
+
+    def migrate(self) -> int:
+        """Bring run records of older schemas to ``SCHEMA``; returns how many were rewritten.
+
+        Schema 1 runs lack the data fingerprint: they get ``data_hash: null`` (paired by test
+        set only) and ``migrated_from`` 1. Their run ids stay, so re-running a command plans
+        them again under the new ids. Each ``run.json`` is replaced atomically.
+        """
+        n = 0
+        for run_id in self._folders():
+            record = self.read_record(run_id)
+            old = record.get("schema")
+            if old == SCHEMA:
+                continue
+            if isinstance(old, int) and old > SCHEMA:
+                check_schema(self.root, [(run_id, old)])
+            record.update(schema=SCHEMA, data_hash=record.get("data_hash"), migrated_from=old)
+            path = self.runs_dir / run_id / "run.json"
+            tmp = path.with_name(f".run.json.{os.getpid()}.tmp")
+            _write_file(tmp, finite_json(record, f"run {run_id}: run.json", indent=2,
+                                         sort_keys=True, default=str))
+            os.replace(tmp, path)
+            n += 1
+        self.rebuild_index()
+        return n
+
     # ----------------------------------------------------------------------------------- reading
+
+    def _folders(self) -> list[str]:
+        """Names of the complete run folders (temporary ones start with a dot)."""
+        if not self.runs_dir.is_dir():
+            return []
+        return sorted(p.name for p in self.runs_dir.iterdir()
+                      if not p.name.startswith(".") and (p / "run.json").is_file())
 
     def iter_records(self) -> Iterator[dict[str, Any]]:
         """Every complete run folder, in a stable order (temporary folders are skipped)."""
-        if not self.runs_dir.is_dir():
-            return
-        for path in sorted(self.runs_dir.iterdir()):
-            if path.name.startswith(".") or not (path / "run.json").is_file():
-                continue
-            yield self.read_record(path.name)
+        for run_id in self._folders():
+            yield self.read_record(run_id)
 
     def read_record(self, run_id: str) -> dict[str, Any]:
         path = self.runs_dir / run_id / "run.json"
         try:
-            record = json.loads(path.read_text())
+            record = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise StoreError(f"run {run_id} not found in {self.root}") from None
-        except json.JSONDecodeError as exc:
-            raise StoreError(f"{path} is not valid JSON (line {exc.lineno}): the run record was "
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            line = f" (line {exc.lineno})" if isinstance(exc, json.JSONDecodeError) else ""
+            raise StoreError(f"{path} is not valid JSON{line}: the run record was "
                              "tampered with or damaged; delete its folder and run again") from None
         if not isinstance(record, dict) or record.get("run_id") != run_id:
             raise StoreError(f"{path} does not describe run {run_id}: the record was tampered "
@@ -202,10 +291,24 @@ class Store:
     def read_predictions(self, run_id: str, verify: bool = True) -> list[dict[str, Any]]:
         path = self.runs_dir / run_id / "predictions.jsonl"
         try:
-            lines = path.read_text().splitlines()
+            lines = path.read_bytes().split(b"\n")
         except FileNotFoundError:
             raise StoreError(f"run {run_id} has no predictions.jsonl in {self.root}") from None
-        preds = [json.loads(line) for line in lines if line.strip()]
+        preds = []
+        for lineno, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                pred = json.loads(line.decode("utf-8"))
+            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+                problem = exc.msg if isinstance(exc, json.JSONDecodeError) else "not UTF-8"
+                raise StoreError(f"{path}:{lineno}: not a JSON object ({problem}): the "
+                                 "predictions were damaged; delete the run folder and run "
+                                 "again") from None
+            if not isinstance(pred, dict):
+                raise StoreError(f"{path}:{lineno}: not a JSON object: the predictions were "
+                                 "damaged; delete the run folder and run again")
+            preds.append(pred)
         if verify:
             record = self.read_record(run_id)
             if record.get("checksum") and record["checksum"] != _checksum(preds):
@@ -214,11 +317,12 @@ class Store:
         return preds
 
     def query(self, **where: Any) -> list[dict[str, Any]]:
-        """Index rows matching ``column=value`` filters (``None`` values are ignored)."""
-        if not self.db_path.exists():
-            if not self.runs_dir.is_dir():
-                return []
-            self.rebuild_index()
+        """Index rows matching ``column=value`` filters (``None`` values are ignored).
+
+        The index is reconciled with the run folders first (see :meth:`_index_db`).
+        """
+        if not self.runs_dir.is_dir():
+            return []
         clauses = [(k, v) for k, v in where.items() if v is not None]
         for k, _ in clauses:
             if k not in INDEX_COLUMNS:
@@ -227,7 +331,7 @@ class Store:
         if clauses:
             sql += " WHERE " + " AND ".join(f"{k} = ?" for k, _ in clauses)
         sql += " ORDER BY dataset, upstream, method, fold, seed"
-        with self._connect() as db:
+        with self._index_db() as db:
             db.row_factory = sqlite3.Row
             rows = [dict(r) for r in db.execute(sql, [v for _, v in clauses])]
         for r in rows:
@@ -237,13 +341,72 @@ class Store:
 
     # ----------------------------------------------------------------------------------- sqlite
 
-    def _connect(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.db_path, timeout=60.0, isolation_level=None)
-        db.execute("PRAGMA busy_timeout = 60000")
+    def _writable(self) -> bool:
+        return os.access(self.root, os.W_OK) and (
+            not self.db_path.exists() or os.access(self.db_path, os.W_OK))
+
+    def _index_db(self) -> _Closing:
+        """A connection to an index that lists exactly the complete run folders.
+
+        A missing, older or damaged ``serbench.db`` is rebuilt; runs stored but not indexed (a
+        writer killed between the two steps) are indexed and rows of deleted folders dropped. A
+        folder that cannot be written is indexed in memory instead: reading needs no write
+        access.
+        """
+        folders = self._folders()
+        if not self._writable():
+            db = sqlite3.connect(":memory:", isolation_level=None)
+            self._create(db)
+            self._fill(db, folders)
+            return _Closing(db)
+        if self.db_path.is_dir():
+            raise StoreError(f"{self.db_path} is a folder, not the results index: move it away "
+                             "and serbench rebuilds the index from the run folders")
         try:
-            db.execute("PRAGMA journal_mode = WAL")
-        except sqlite3.OperationalError:
-            pass  # read-only folders and network filesystems keep the default journal
+            return self._reconciled(folders)
+        except sqlite3.OperationalError as exc:  # full, locked, unopenable: not damage
+            raise self._unwritable(exc) from None
+        except sqlite3.DatabaseError as exc:  # not a database, malformed
+            print(f"serbench: warning: the results index {self.db_path} is damaged ({exc}); "
+                  "rebuilding it from the run folders", file=sys.stderr)
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            Path(str(self.db_path) + suffix).unlink(missing_ok=True)
+        try:
+            return self._reconciled(folders)
+        except sqlite3.Error as exc:
+            raise self._unwritable(exc) from None
+
+    def _unwritable(self, exc: sqlite3.Error) -> StoreError:
+        return StoreError(f"cannot write the results index {self.db_path}: "
+                          f"{self._index_failure(exc)} or choose another folder with --results")
+
+    def _reconciled(self, folders: list[str]) -> _Closing:
+        conn = self._connect()
+        db = conn.db
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            if db.execute("PRAGMA user_version").fetchone()[0] != INDEX_VERSION:
+                db.execute("DROP TABLE IF EXISTS runs")  # new, or written by an older serbench
+                self._create(db)
+            indexed = {row[0] for row in db.execute("SELECT run_id FROM runs")}
+            self._fill(db, [f for f in folders if f not in indexed])
+            gone = indexed - set(folders)
+            db.executemany("DELETE FROM runs WHERE run_id = ?", [(g,) for g in gone])
+            db.execute("COMMIT")
+        except BaseException:
+            conn.__exit__()
+            raise
+        return conn
+
+    def _connect(self) -> _Closing:
+        db = sqlite3.connect(self.db_path, timeout=60.0, isolation_level=None)
+        try:
+            db.execute("PRAGMA busy_timeout = 60000")
+            with contextlib.suppress(sqlite3.OperationalError):
+                db.execute("PRAGMA journal_mode = WAL")  # network filesystems keep the default
+        except sqlite3.Error:
+            db.close()
+            raise
         return _Closing(db)
 
     @staticmethod
@@ -252,6 +415,7 @@ class Store:
         db.execute(f"CREATE TABLE IF NOT EXISTS runs ({cols})")
         db.execute("CREATE INDEX IF NOT EXISTS runs_condition ON runs "
                    "(dataset, budget_signature, upstream, method)")
+        db.execute(f"PRAGMA user_version = {INDEX_VERSION}")
 
 
 class _Closing:
@@ -267,8 +431,22 @@ class _Closing:
         self.db.close()
 
 
+def check_schema(root: Path, rows: Iterable[tuple[str, Any]]) -> None:
+    """Refuse runs written under another results schema, naming one of them."""
+    for run_id, schema in rows:
+        if schema == SCHEMA:
+            continue
+        if isinstance(schema, int) and schema > SCHEMA:
+            raise StoreError(f"run {run_id} in {root} was written by a newer serbench (results "
+                             f"schema {schema}; this one reads schema {SCHEMA}): upgrade serbench "
+                             "or choose another folder with --results")
+        raise StoreError(f"{root} holds runs of an older serbench (run {run_id}: results schema "
+                         f"{schema}, now {SCHEMA}): migrate them with `serbench results migrate "
+                         f"--results {root}` (or re-run into a new --results folder)")
+
+
 def index_row(record: Mapping[str, Any]) -> dict[str, Any]:
-    spec = record.get("spec", {})
+    spec = record.get("spec") or {}
     metrics = record.get("metrics") or {}
     return {
         "run_id": record["run_id"],
@@ -287,8 +465,44 @@ def index_row(record: Mapping[str, Any]) -> dict[str, Any]:
         "war": metrics.get("war"),
         "macro_f1": metrics.get("macro_f1"),
         "test_hash": record.get("test_hash"),
+        "data_hash": record.get("data_hash"),
+        "schema": record.get("schema"),
         "created": record.get("created"),
     }
+
+
+def _values(record: Mapping[str, Any]) -> list[Any]:
+    """The index row as SQLite values: every integer within SQLite's range, numbers finite."""
+    out = []
+    for value in index_row(record).values():
+        if isinstance(value, bool):
+            value = int(value)
+        elif isinstance(value, int) and not SQLITE_INT[0] <= value < SQLITE_INT[1]:
+            value = str(value)
+        elif isinstance(value, float) and not math.isfinite(value):
+            value = None
+        elif value is not None and not isinstance(value, (int, float, str)):
+            value = json.dumps(value, default=str)
+        out.append(value)
+    return out
+
+
+def _remove_dead_temporaries(root: Path) -> None:
+    """Remove ``.serbench.db.<pid>.tmp*`` files of rebuilds whose process is gone."""
+    for path in root.glob(".serbench.db.*.tmp*"):
+        pid = path.name.split(".")[3]
+        if pid.isdigit() and not _alive(int(pid)):
+            path.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError as exc:  # another user's process
+        return exc.errno == errno.EPERM
+    return True
 
 
 def _fault(point: str) -> None:

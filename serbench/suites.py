@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from .budgets import budget_from_mapping, resolve_budget
-from .options import method_options
+from .options import SEED_LIMIT, method_options, seed_list, short_repr
 from .registry import Components
 from .runner import DatasetView, Plan, load_dataset, make_plan
 from .specs import Budget, ConfigError, MethodSpec
@@ -125,7 +125,7 @@ class _Checker:
             raise self.fail(key, f"expected a mapping, got {_kind(value)}")
         for k in value:
             if not isinstance(k, str):
-                raise self.fail(key, f"keys must be strings, got {k!r}")
+                raise self.fail(key, f"keys must be strings, got {short_repr(k)}")
             if known is not None and k not in known:
                 raise self.fail(f"{key}.{k}" if key else k,
                                 f"unknown key (known: {', '.join(known)})")
@@ -135,7 +135,8 @@ class _Checker:
         items = [value] if isinstance(value, str) else value
         if not isinstance(items, list) or not items or not all(
                 isinstance(v, str) and v for v in items):
-            raise self.fail(key, f"expected a name or a non-empty list of names, got {value!r}")
+            raise self.fail(key, "expected a name or a non-empty list of names, got "
+                            f"{short_repr(value)}")
         return list(items)
 
     def text(self, key: str, value: Any) -> str:
@@ -145,7 +146,7 @@ class _Checker:
 
     def boolean(self, key: str, value: Any) -> bool:
         if not isinstance(value, bool):
-            raise self.fail(key, f"expected true or false, got {value!r}")
+            raise self.fail(key, f"expected true or false, got {short_repr(value)}")
         return value
 
     def scalars(self, key: str, value: Any) -> dict[str, str]:
@@ -162,40 +163,40 @@ class _Checker:
         return out
 
     def seeds(self, key: str, value: Any) -> list[int]:
-        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-            return list(range(value))
-        if (isinstance(value, list) and value and len(set(value)) == len(value)
-                and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0
-                        for s in value)):
-            return list(value)
-        raise self.fail(key, f"expected a positive count or a list of distinct seeds >= 0, got "
-                        f"{value!r}")
+        if isinstance(value, (int, list)) and value:
+            try:
+                return seed_list(value, "seeds")
+            except (ConfigError, TypeError):
+                pass
+        raise self.fail(key, f"expected a positive count or a list of distinct seeds from 0 to "
+                        f"{SEED_LIMIT - 1}, got {short_repr(value)}")
 
     def folds(self, key: str, value: Any) -> list[str]:
         if (isinstance(value, list) and value
                 and all(isinstance(f, (str, int)) and not isinstance(f, bool) for f in value)):
             return [str(f) for f in value]
-        raise self.fail(key, f"expected a list of fold names or indices, got {value!r}")
+        raise self.fail(key, f"expected a list of fold names or indices, got {short_repr(value)}")
 
     def published(self, key: str, value: Any, upstreams: Sequence[str]) -> dict[str, Any]:
         pub = self.mapping(key, value, PUBLISHED_KEYS)
         metric = pub.get("metric")
         if metric not in METRICS:
             raise self.fail(f"{key}.metric", f"expected one of {', '.join(METRICS)}, got "
-                            f"{metric!r}")
+                            f"{short_repr(metric)}")
         values = self.mapping(f"{key}.values", pub.get("values"))
         for upstream, number in values.items():
             if upstream not in upstreams:
                 raise self.fail(f"{key}.values.{upstream}", "not an upstream of this entry")
             if not isinstance(number, (int, float)) or isinstance(number, bool):
-                raise self.fail(f"{key}.values.{upstream}", f"expected a number, got {number!r}")
+                raise self.fail(f"{key}.values.{upstream}",
+                                f"expected a number, got {short_repr(number)}")
         if "source" in pub:
             self.text(f"{key}.source", pub["source"])
         return pub
 
 
 def _kind(value: Any) -> str:
-    return "nothing" if value is None else f"a {type(value).__name__} ({value!r})"
+    return "nothing" if value is None else f"a {type(value).__name__} ({short_repr(value)})"
 
 
 def read_suite(path: str | Path) -> dict[str, Any]:

@@ -125,6 +125,53 @@ def _damage(ctx: Ctx) -> list[str]:
     return ctx.run()
 
 
+def _loud_wav(folder: Path, ctx: Ctx) -> None:
+    wave, rate = _real_wave(ctx)
+    sf.write(str(folder / "03bad.wav"), wave * np.float32(1e20), rate, subtype="FLOAT")
+
+
+def _linked(*names: str) -> Callable[[Path], None]:
+    """Extra manifest rows' audio: links to one real recording."""
+    def write(folder: Path) -> None:
+        for name in names:
+            (folder / name).symlink_to(folder / "03a01Fa.wav")
+    return write
+
+
+def _manifest_bytes(ctx: Ctx, tail: bytes) -> tuple[str, ...]:
+    def write(folder: Path) -> None:
+        with open(folder / "manifest.csv", "ab") as f:
+            f.write(tail)
+    return ctx.corpus(write=write)
+
+
+def _laughs(levels: int = 5) -> str:
+    """A YAML 'billion laughs': each anchor holds nine aliases of the one before."""
+    names = "abcdefghij"[: levels + 1]
+    text = "laughs:\n  - &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n"
+    for prev, name in zip(names, names[1:], strict=False):
+        text += f"  - &{name} [{', '.join([f'*{prev}'] * 9)}]\n"
+    return text.replace("laughs:", "options:\n  lr:", 1).replace("\n  - ", "\n    - ")
+
+
+def _raw_suite(ctx: Ctx, body: bytes) -> list[str]:
+    (ctx.tmp / "suite.yaml").write_bytes(body)
+    return ["run", "--suite", str(ctx.tmp / "suite.yaml"), "--data-root", str(ctx.data_root),
+            "--results", str(ctx.results), "--quiet"]
+
+
+def _newer_run(ctx: Ctx) -> list[str]:
+    """A run folder written by a newer serbench (results schema 3) next to ours."""
+    source = _stored_run(ctx).parent
+    target = ctx.results / "runs" / ("e" * 16)
+    shutil.copytree(source, target)
+    record = (target / "run.json").read_text()
+    (target / "run.json").write_text(record.replace(f'"run_id": "{source.name}"',
+                                                    f'"run_id": "{target.name}"')
+                                     .replace('"schema": 2', '"schema": 3'))
+    return ctx.run()
+
+
 # name -> (the command line, built after any setup; what the one line must contain)
 CATALOGUE: dict[str, Callable[[Ctx], tuple[list[str], list[str]]]] = {
     # audio
@@ -187,6 +234,57 @@ CATALOGUE: dict[str, Callable[[Ctx], tuple[list[str], list[str]]]] = {
     "tampered run.json": lambda c: (_tamper(c), ["run.json", "does not describe run",
                                                  "tampered"]),
     "damaged run.json": lambda c: (_damage(c), ["run.json", "is not valid JSON"]),
+    # numbers: finite and in range at input (issue 18)
+    "seeds 1e11": lambda c: (c.run("--seeds", "1e11"), ["--seeds", "1e11", "whole number"]),
+    "20,000 seeds": lambda c: (c.run("--seeds", "20000", "--dry-run"),
+                               ["--seeds", "from 1 to 10,000", "got 20000"]),
+    "suite seed 2^31": lambda c: (_suite(c, f"seeds: [{2**31}]\n"),
+                                  ["suite.yaml", "seeds", str(2**31)]),
+    "leaderboard seed -1": lambda c: (["leaderboard", "--seed", "-1", "--results",
+                                       str(c.results)], ["--seed", "-1", "0 to 2147483647"]),
+    "suite seed past 2^63": lambda c: (_suite(c, f"seeds: [{2**63}]\n"),
+                                       ["suite.yaml", "seeds", str(2**63)]),
+    "NaN batch_seconds": lambda c: (_budgets(c, "  base: smoke\n  batch_seconds: .nan\n"),
+                                    ["budgets.yaml", "batch_seconds", "nan"]),
+    "NaN max_device_seconds": lambda c: (_budgets(c, "  base: smoke\n  max_device_seconds: .nan\n"),
+                                         ["budgets.yaml", "max_device_seconds", "nan"]),
+    "negative width": lambda c: (c.run("--option", "hidden=-4"),
+                                 ["method 'linear'", "hidden=-4", "from 1 to"]),
+    "zero width": lambda c: (c.run("--option", "hidden=0"), ["hidden=0", "from 1 to"]),
+    "width past 2^31": lambda c: (c.run("--option", "hidden=100000000000"),
+                                  ["hidden=100000000000", "to 2147483647"]),
+    "NaN learning rate": lambda c: (c.run("--option", "lr=nan"), ["lr=nan", "finite number"]),
+    "NaN duration": lambda c: (c.run(dataset=c.corpus(
+        [("03dur.wav", "angry", "03", "nan")], header="path,label,speaker,duration",
+        write=_linked("03dur.wav"))), ["manifest.csv:20", "duration 'nan'", "leave it empty"]),
+    "infinite duration": lambda c: (c.run(dataset=c.corpus(
+        [("03dur.wav", "angry", "03", "inf")], header="path,label,speaker,duration",
+        write=_linked("03dur.wav"))), ["manifest.csv:20", "duration 'inf'"]),
+    "negative duration": lambda c: (c.run(dataset=c.corpus(
+        [("03dur.wav", "angry", "03", "-2.5")], header="path,label,speaker,duration",
+        write=_linked("03dur.wav"))), ["manifest.csv:20", "duration '-2.5'"]),
+    # data
+    "float audio at 1e20": lambda c: (c.run(dataset=c.corpus([BAD], write=lambda f: _loud_wav(
+        f, c))), ["03bad.wav", "samples reach 1e+20", "rescale it"]),
+    "speaker with two genders": lambda c: (c.run(dataset=c.corpus(
+        [("03g1.wav", "angry", "03", "female"), ("03g2.wav", "sad", "03", "male")],
+        header="path,label,speaker,gender", write=_linked("03g1.wav", "03g2.wav"))),
+        ["manifest.csv:21", "speaker '03' is male here but female at", "one gender"]),
+    "non-UTF-8 manifest": lambda c: (
+        c.run(dataset=_manifest_bytes(c, b"03caf\xe9.wav,sad,03\n")),
+        ["manifest.csv:20", "not UTF-8", "save the manifest as UTF-8"]),
+    # YAML
+    "non-UTF-8 suite": lambda c: (_raw_suite(c, b"suite: caf\xe9\ndataset: emodb\n"),
+                                  ["suite.yaml", "not UTF-8"]),
+    "billion laughs": lambda c: (_suite(c, _laughs()), ["suite.yaml", "aliases", "expand to more "
+                                                        "than 100,000 values"]),
+    "5000-deep nesting": lambda c: (_suite(c, "description: " + "[" * 5000 + "]" * 5000 + "\n"),
+                                    ["suite.yaml", "nested deeper than 100 levels"]),
+    "duplicate YAML key": lambda c: (_suite(c, "seeds: 1\nseeds: 2\n"),
+                                     ["suite.yaml", "duplicate key 'seeds' on line 5 (first on "
+                                      "line 4)"]),
+    "run of a newer schema": lambda c: (_newer_run(c), ["run " + "e" * 16, "newer serbench",
+                                                        "results schema 3", "upgrade"]),
     "compare runs on different test sets": lambda c: (
         ["compare", "linear/fbank", "linear/fbank[lr=0.01]", "--results", str(c.results)],
         ["cannot pair", "test sets differ", "folds only in"]),
@@ -243,7 +341,7 @@ def test_bad_input_is_one_line_naming_the_culprit_and_changes_nothing(
 
 
 def test_catalogue_size() -> None:
-    assert len(CATALOGUE) + 2 >= 20  # + the read-only and full-disk rows below
+    assert len(CATALOGUE) + 2 >= 50  # + the read-only and full-disk rows below
 
 
 def _mount(*args: str) -> None:
@@ -334,3 +432,47 @@ def test_stereo_and_8khz_audio_are_converted_not_rejected(ctx: Ctx) -> None:
     assert record["n_test"] == 6 + 2 and record["skipped_audio"] == []
     keys = {p["key"] for p in Store(ctx.results).read_predictions(row["run_id"])}
     assert {"03stereo.wav", "03narrow.wav"} <= keys
+
+
+def test_relabelled_data_is_a_new_run_and_is_never_paired_with_the_old(
+        ctx: Ctx, capsys: pytest.CaptureFixture[str]) -> None:
+    """The run id and the pairing check cover what a run saw, not only the test set: here the
+    training labels change and the test utterances and their labels stay the same."""
+    import json
+
+    from serbench.store import Store
+
+    dataset = ctx.corpus()
+    assert main(ctx.run(dataset=dataset)) == 0
+    manifest = Path(dataset[-1])
+    lines = manifest.read_text().splitlines()
+    test, train = lines[1:7], [line.split(",") for line in lines[7:]]  # fold 0 tests speaker 03
+    labels = [r[1] for r in train]
+    relabelled = [f"{path},{label},{spk}"  # each training row takes the next one's label
+                  for (path, _, spk), label in zip(train, labels[1:] + labels[:1], strict=True)]
+    manifest.write_text("\n".join([lines[0], *test, *relabelled]) + "\n")
+    assert sum(a != b for a, b in zip(lines[7:], relabelled, strict=True)) >= 8
+    assert main(ctx.run("--option", "lr=0.01", dataset=dataset)) == 0
+    capsys.readouterr()
+    code = main(["compare", "linear/fbank", "linear[lr=0.01]/fbank", "--dataset", "manifest",
+                 "--results", str(ctx.results)])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1, err
+    assert err.startswith("serbench: error: cannot pair linear/fbank with linear[lr=0.01]/fbank "
+                          "on manifest: their test sets differ (fold 03: ") and "(data " in err
+    assert main(ctx.run("--json", dataset=dataset)) == 0
+    assert json.loads(capsys.readouterr().out)["status"] == "ok"  # not "skipped": a new run
+    rows = Store(ctx.results).query(dataset="manifest")
+    assert len(rows) == 3 and len({r["data_hash"] for r in rows}) == 2
+
+
+def test_float_audio_at_1e20_is_skipped_with_skip_bad_audio(ctx: Ctx) -> None:
+    from serbench.store import Store
+
+    dataset = ctx.corpus([BAD], write=lambda f: _loud_wav(f, ctx))
+    assert main(ctx.run("--skip-bad-audio", dataset=dataset)) == 0
+    [row] = Store(ctx.results).query(dataset="manifest")
+    record = Store(ctx.results).read_record(row["run_id"])
+    [skipped] = record["skipped_audio"]
+    assert skipped["path"].endswith("03bad.wav") and record["n_test"] == 6
+    assert skipped["reason"].startswith("samples reach 1e+20, far outside [-1, 1]")

@@ -18,7 +18,7 @@ def _record(writer: int, i: int) -> tuple[dict, list[dict]]:
                     "prediction": "sad" if k % 2 else "angry", "scores": [0.25 * k, 0.5]}
                    for k in range(20)]
     record = {
-        "schema": 1, "run_id": run_id, "status": "ok", "error": None,
+        "schema": 2, "run_id": run_id, "status": "ok", "error": None,
         "spec": {"upstream": "fbank", "method": f"method{writer}", "dataset": "emodb",
                  "protocol": "loso", "fold": f"{i:02d}", "seed": 0, "budget": "smoke",
                  "options": {}, "dataset_options": {}},

@@ -74,6 +74,8 @@ def test_csv_with_relative_and_absolute_paths(spec, tmp_path: Path) -> None:
         ("audio/a1.wav,sad,A,x,1", "gender 'x' is not female or male"),
         ("audio/a1.wav,sad,B,f,1", "speaker 'B' is in fold '1' and in fold '2' ({csv}:2); "
          "folds must be speaker-independent"),
+        ("audio/a1.wav,sad,B,f,2", "speaker 'B' is female here but male at {csv}:2; give each "
+         "speaker one gender"),
     ],
 )
 def test_bad_rows_name_the_file_and_line(spec, tmp_path: Path, row: str, problem: str) -> None:
@@ -131,3 +133,28 @@ def test_malformed_jsonl_line(spec, tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as err:
         load_utterances(spec, path, {})
     assert str(err.value).startswith(f"{path}:2: not a JSON object (")
+
+
+@pytest.mark.parametrize("given", ["nan", "inf", "-1", "0", "soon"])
+def test_a_duration_that_is_not_a_positive_number_is_refused(spec, tmp_path: Path,
+                                                              given: str) -> None:
+    """Budgets meter audio seconds: a NaN or negative duration would let one batch hold it all."""
+    folder = tmp_path / "corpus"
+    wav(folder / "a1.wav")
+    csv = folder / "manifest.csv"
+    csv.write_text(f"path,label,speaker,duration\na1.wav,sad,A,{given}\n")
+    with pytest.raises(ConfigError) as err:
+        load_utterances(spec, csv, {})
+    assert str(err.value) == (f"{csv}:2: duration {given!r} is not a positive number of seconds; "
+                              "correct it or leave it empty (serbench reads it from the audio)")
+
+
+def test_a_duration_the_audio_contradicts_is_measured(spec, tmp_path: Path) -> None:
+    folder = tmp_path / "corpus"
+    for name, seconds in (("tiny", 0.5), ("same", 0.25), ("huge", 1.0)):
+        wav(folder / f"{name}.wav", seconds)
+    csv = folder / "manifest.csv"
+    csv.write_text("path,label,speaker,duration\ntiny.wav,sad,A,1e-9\nsame.wav,sad,A,0.2501\n"
+                   "huge.wav,sad,B,4000\n")
+    utts = load_utterances(spec, csv, {})
+    assert [u.duration for u in utts] == [0.5, 0.2501, 1.0]

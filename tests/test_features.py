@@ -419,3 +419,73 @@ def test_cache_ls_and_clear(emodb_root: Path, tmp_path: Path,
     assert "the feature cache is empty" in capsys.readouterr().out
     fill(tiny_spec(counter), emodb_root, utts)  # recomputed after clearing
     assert calls(counter, "load") == 3
+
+
+# --------------------------------------------------------------------------------- faults
+
+
+def test_a_file_truncated_while_in_use_is_named_not_a_bus_error(emodb_root: Path,
+                                                                 tmp_path: Path) -> None:
+    """A child maps an entry, the frames file is cut in half, the child reads the last frames:
+    reading the mapped pages past the end would kill it with SIGBUS and no message."""
+    import subprocess
+    import sys
+
+    entry = fill(tiny_spec(tmp_path / "calls"), emodb_root, emodb_subset(emodb_root, 6))
+    script = (
+        "import os, sys\n"
+        "from pathlib import Path\n"
+        "from serbench.features import FeatureEntry, read_meta\n"
+        "path = Path(sys.argv[1])\n"
+        "entry = FeatureEntry(path, read_meta(path))\n"
+        "last = max(entry.keys, key=lambda k: int(entry.index[entry.rows[k], 0]))\n"
+        "entry.frames_file()\n"
+        "os.truncate(path / 'frames.f16', (path / 'frames.f16').stat().st_size // 2)\n"
+        "try:\n"
+        "    print(float(entry.layer_frames(last).astype('float32').sum()))\n"
+        "except Exception as exc:\n"
+        "    print(exc)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script, str(entry.path)], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, (done.returncode, done.stderr)
+    frames = (entry.path / "frames.f16").stat().st_size
+    assert done.stdout == (f"feature cache entry {entry.path} was damaged while in use "
+                           f"(frames.f16: {frames} of {2 * frames} bytes); run `serbench cache "
+                           "clear --upstream tiny` and run again\n")
+
+
+def test_a_full_disk_during_the_fill_names_the_cache_and_leaves_no_temporary_entry(
+        emodb_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SERBENCH_FAULT", "cache-disk-full:4096")  # each file: 4 KiB, then full
+    with pytest.raises(ConfigError) as err:
+        fill(tiny_spec(tmp_path / "calls"), emodb_root, emodb_subset(emodb_root, 6))
+    where = features.cache_root() / "features" / "tiny"
+    assert str(err.value) == (f"cannot write the feature cache in {where}: No space left on "
+                              "device; free some space there or point SERBENCH_CACHE at a disk "
+                              "with room")
+    assert sorted(p.name for p in where.iterdir()) == [
+        next(p.name for p in where.iterdir() if p.name.endswith(".lock"))]  # the lock only
+    monkeypatch.delenv("SERBENCH_FAULT")
+    assert fill(tiny_spec(tmp_path / "calls"), emodb_root, emodb_subset(emodb_root, 6)).keys
+
+
+def test_cache_ls_calls_a_half_deleted_entry_damaged(emodb_root: Path, tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    entry = fill(tiny_spec(tmp_path / "calls"), emodb_root, emodb_subset(emodb_root, 3))
+    (entry.path / "frames.f16").unlink()  # `rm -r` stopped half-way
+    assert main(["cache", "ls", "--json"]) == 0
+    [row] = json.loads(capsys.readouterr().out)
+    assert row["status"] == "damaged" and row["path"] == str(entry.path)
+
+
+def test_a_damaged_digest_memo_is_remade(emodb_root: Path, tmp_path: Path) -> None:
+    """Planning fingerprints every run's audio through the memo: a damaged one must not stop it."""
+    utts = emodb_subset(emodb_root, 3)
+    paths = [emodb_root / u.path for u in utts]
+    first = features.file_digests(paths)
+    memo = features.cache_root() / "file-digests.sqlite"
+    memo.write_bytes(b"not a database" * 300)
+    assert features.file_digests(paths) == first  # hashed again, the damaged memo removed
+    assert not memo.exists()
+    assert features.file_digests(paths) == first and memo.exists()

@@ -58,9 +58,10 @@ def test_the_emodb_suite_plans_every_method_and_the_paired_baseline(data_root: P
     folds = {r.spec.fold for p in suite.plans for r in p.plan.runs}
     assert len(folds) == 10
     assert all(r.spec.options["normalize"] == "speaker" for p in suite.plans for r in p.plan.runs)
-    # planning read the manifest and checked the folds, but computed no features
+    # planning read the manifest, checked the folds and hashed the audio (the runs' data
+    # fingerprint, memoised in file-digests.sqlite), but computed no features
     cache = Path(os.environ["SERBENCH_CACHE"])
-    assert [p.name for p in cache.iterdir()] == ["manifests"]
+    assert sorted(p.name for p in cache.iterdir()) == ["file-digests.sqlite", "manifests"]
 
 
 def test_superb_suite_carries_the_published_column_and_fails_without_iemocap(
@@ -98,7 +99,8 @@ def test_seeds_suite_names_resolve_and_missing_data_says_how_to_get_it() -> None
      "entries[0].optoins: unknown key (known: methods, upstreams, options, published, dataset, "
      "protocol, dataset_options, budget, seeds, folds, with_baseline)"),
     (GOOD + "seeds: three\n",
-     "entries[0].seeds: expected a positive count or a list of distinct seeds >= 0, got 'three'"),
+     "entries[0].seeds: expected a positive count or a list of distinct seeds from 0 to "
+     "2147483647, got 'three'"),
     (GOOD + "folds: 3\n", "entries[0].folds: expected a list of fold names or indices, got 3"),
     (GOOD.replace("methods: linear", "methods: [linear, 3]"),
      "entries[0].methods: expected a name or a non-empty list of names, got ['linear', 3]"),

@@ -12,7 +12,9 @@ EmoBox records carry no speaker: each such utterance counts as its own speaker.
 from __future__ import annotations
 
 import csv
+import io
 import json
+import math
 import re
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
@@ -37,21 +39,26 @@ FOLD_DIR = re.compile(r"^fold_?(\d+)$")
 
 def _records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """``(line number, record)`` of a CSV (header on line 1) or JSONL file."""
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ConfigError(f"{path}:{line}: not UTF-8 text (byte {exc.start}); save the manifest "
+                          "as UTF-8") from None
     if path.suffix.lower() == ".csv":
-        with open(path, newline="", encoding="utf-8-sig") as f:
-            yield from enumerate(csv.DictReader(f), 2)
+        yield from enumerate(csv.DictReader(io.StringIO(text, newline="")), 2)
         return
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ConfigError(f"{path}:{lineno}: not a JSON object ({exc.msg})") from None
-            if not isinstance(record, dict):
-                raise ConfigError(f"{path}:{lineno}: not a JSON object")
-            yield lineno, record
+    for lineno, line in enumerate(text.split("\n"), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{path}:{lineno}: not a JSON object ({exc.msg})") from None
+        if not isinstance(record, dict):
+            raise ConfigError(f"{path}:{lineno}: not a JSON object")
+        yield lineno, record
 
 
 def _field(record: Mapping[str, Any], *names: str) -> str:
@@ -88,7 +95,10 @@ def _utterance(record: Mapping[str, Any], where: str, base: Path, split: str) ->
     try:
         seconds = float(duration) if duration else None
     except ValueError:
-        raise ConfigError(f"{where}: duration {duration!r} is not a number") from None
+        seconds = -1.0
+    if seconds is not None and not (math.isfinite(seconds) and seconds > 0):
+        raise ConfigError(f"{where}: duration {duration!r} is not a positive number of seconds; "
+                          "correct it or leave it empty (serbench reads it from the audio)")
     return Utterance(
         key=key,
         path=str(audio.resolve()),
@@ -127,6 +137,7 @@ def load_manifest(root: Path, options: Mapping[str, Any]) -> list[Utterance]:
     audio_root = str(options.get("audio_root") or "")
     by_key: dict[str, tuple[Utterance, str]] = {}
     speaker_fold: dict[str, tuple[str, str]] = {}
+    speaker_gender: dict[str, tuple[str, str]] = {}
     for path, fold in _sources(root):
         base = Path(audio_root).expanduser() if audio_root else path.parent
         for lineno, record in _records(path):
@@ -143,6 +154,13 @@ def load_manifest(root: Path, options: Mapping[str, Any]) -> list[Utterance]:
                     raise ConfigError(
                         f"{where}: speaker {u.speaker!r} is in fold {u.split!r} and in fold "
                         f"{seen[0]!r} ({seen[1]}); folds must be speaker-independent"
+                    )
+            if u.gender:
+                seen_gender = speaker_gender.setdefault(u.speaker, (u.gender, where))
+                if seen_gender[0] != u.gender:
+                    raise ConfigError(
+                        f"{where}: speaker {u.speaker!r} is {u.gender} here but {seen_gender[0]} "
+                        f"at {seen_gender[1]}; give each speaker one gender"
                     )
             by_key[u.key] = (u, where)
     if not by_key:
