@@ -76,6 +76,7 @@ def _board_html(board: Board, index: int, link_base: Path) -> str:
     name = METRIC_NAMES[m]
     scale = board_scale(board)
     has_refs = any(references(r, m) for r in board.rows)
+    any_tuned = any(r["tuned"] for r in board.rows)
     heads = [_th("rank", True, sort="ascending"), _th("condition", False),
              _th(f"{name} chart", True, "descending",
                  inner=f'<span class="sr">{name} chart</span>{axis_svg(scale, name)}'),
@@ -84,7 +85,8 @@ def _board_html(board: Board, index: int, link_base: Path) -> str:
     heads += [_th("runs", True, "descending"), _th(f"{name} % runs (mean ± std)", True,
                                                    "descending")]
     heads += [_th(f"{METRIC_NAMES[x]} % pooled", True, "descending") for x in others]
-    heads += [_th("steps (stopped by)", True), _th("tuned", False), _th("p vs best (Holm)", True)]
+    heads += [_th("steps (stopped by)", True)] + ([_th("tuned", False)] if any_tuned else [])
+    heads += [_th("p vs best (Holm)", True)]
     if board.baseline:
         heads += [_th(f"Δ {name} vs {board.baseline}", True, "descending"), _th("p (Holm)", True)]
     conds = {c.name: c for c in board.table.conditions}
@@ -107,7 +109,8 @@ def _board_html(board: Board, index: int, link_base: Path) -> str:
                   _td(mean_std(row, m), _num(row[f"{m}_runs_mean"]))]
         cells += [_td(pct(row[x]), _num(row[x])) for x in others]
         tuned = ", ".join(row["tuned"]) or "–"
-        cells += [_td(steps_text(row), _num(row["steps_max"])), _td(tuned, tuned)]
+        cells += [_td(steps_text(row), _num(row["steps_max"]))]
+        cells += [_td(tuned, tuned)] if any_tuned else []
         p_best = vs_best.get("p_bootstrap_holm")
         cells.append(_td(p_text(p_best) if vs_best else "", _num(p_best)))
         if board.baseline:
@@ -154,12 +157,13 @@ def _signature_block(board: Board) -> str:
              ("folds", f"{len(t.folds)}: " + ", ".join(str(f) for f in t.folds)),
              ("normalisation", ", ".join(normalize)), ("modality", ", ".join(modality)),
              ("tests", tests)]
-    rows = "".join(f"<dt>{k}</dt><dd>{escape(v)}</dd>" for k, v in facts)
+    rows = "".join(f'<div{" class=wide" if k == "tests" else ""}><dt>{k}</dt>'
+                   f"<dd>{escape(v)}</dd></div>" for k, v in facts)
     origins = sorted({_origin(c) for c in t.conditions})
     made = "".join(f"<li><code>{escape(o)}</code></li>" for o in origins)
-    rows += (f"<dt>produced by</dt><dd><details><summary>{len(origins)} "
+    rows += (f'<div class="wide"><dt>produced by</dt><dd><details><summary>{len(origins)} '
              f"command{'s' if len(origins) != 1 else ''} / suites</summary><ul>{made}</ul>"
-             "</details></dd>")
+             "</details></dd></div>")
     return f'<dl class="sigblock">{rows}</dl>'
 
 

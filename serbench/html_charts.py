@@ -15,7 +15,7 @@ from typing import Any, Sequence
 
 from .leaderboard import METRIC_NAMES, Board, ci_text, delta_text, p_text, pct
 
-WIDTH, HEIGHT, PAD = 170, 20, 7  # one forest-plot cell, in px
+WIDTH, HEIGHT, PAD = 160, 20, 7  # one forest-plot cell, in px
 
 
 class Scale:

@@ -14,18 +14,21 @@ h1{font-size:1.5rem;margin:0 0 .25rem}h2{font-size:1.2rem;margin:2rem 0 .5rem}
 h3{font-size:1rem;margin:1.5rem 0 .25rem}
 .meta,.legend,.signature{color:var(--muted);font-size:.85rem}
 .signature{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:.75rem}
-.sigblock{display:grid;grid-template-columns:max-content 1fr;gap:.1rem 1rem;margin:.5rem 0 1rem;
-padding:.6rem .9rem;background:var(--panel);border-radius:6px;font-size:.82rem}
-.sigblock dt{color:var(--muted)}.sigblock dd{margin:0;font-family:ui-monospace,Menlo,monospace}
+.sigblock{display:grid;grid-template-columns:repeat(auto-fill,minmax(17rem,1fr));gap:.15rem 1.2rem;
+margin:.5rem 0 1rem;padding:.5rem .9rem;background:var(--panel);border-radius:6px;
+font-size:.8rem}
+.sigblock div{display:flex;gap:.6rem}.sigblock .wide{grid-column:1/-1}
+.sigblock dt{color:var(--muted);min-width:5.5rem}
+.sigblock dd{margin:0;font-family:ui-monospace,Menlo,monospace}
 .sigblock ul{margin:.2rem 0;padding-left:1.2rem}
 .scroll{overflow-x:auto}
 table{border-collapse:collapse}
-table.board{width:100%;font-size:.9rem}
+table.board{width:100%;font-size:.86rem}
 th,td{padding:.3rem .4rem;border-bottom:1px solid var(--line);text-align:right;
 vertical-align:middle;white-space:nowrap}
 table.board td.name,table.board th:nth-child(2){text-align:left}
 table.board thead th{cursor:pointer;user-select:none;background:var(--panel);
-vertical-align:bottom;position:sticky;top:0;white-space:normal;min-width:3.5rem;
+vertical-align:bottom;position:sticky;top:0;white-space:normal;min-width:3rem;
 font-size:.82rem}
 table.board th:focus-visible,button:focus-visible,a:focus-visible,summary:focus-visible{
 outline:2px solid var(--accent);outline-offset:1px}
@@ -52,6 +55,8 @@ caption-side:top}
 table.confusion td.heat{min-width:3.2rem;
 background:color-mix(in srgb,var(--heat) calc(var(--v)*85%),transparent)}
 table.confusion td.miss{background:color-mix(in srgb,var(--miss) calc(var(--v)*85%),transparent)}
+table.confusion td,table.confusion th,table.speakers td,table.speakers th,table.runs td,
+table.runs th{padding:.15rem .4rem;font-size:.8rem}
 table.speakers td.bar{width:12rem}
 table.speakers td.bar span{display:block;height:.7rem;background:var(--accent);border-radius:2px}
 table.runs td:last-child{font-family:ui-monospace,Menlo,monospace;font-size:.8rem}

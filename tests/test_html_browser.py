@@ -165,9 +165,9 @@ def test_sorts_table_and_chart_together_without_errors(page, browser) -> None:
             if b.text.endswith(" †")] == marks
     assert len(table.find_elements(By.CSS_SELECTOR, "svg.forest.nw")) == len(marks)
     sig = browser.find_element(By.CSS_SELECTOR, "dl.sigblock").text
-    for fact in ("seeds\n0, 1, 2", "folds\n8: 0, 1, 2", "normalisation\nnone", "modality\naudio",
-                 "budget\nsmoke"):
-        assert fact in sig
+    for fact in ("seeds 0, 1, 2", "folds 8: 0, 1, 2", "normalisation none", "modality audio",
+                 "budget smoke", "tests paired speaker bootstrap"):
+        assert fact in sig.replace("\n", " ")
     assert _errors(browser) == []
 
 
@@ -272,7 +272,8 @@ def test_dark_mode_print_and_screenshot(page, browser) -> None:
     from selenium.webdriver.common.by import By
 
     out = page[0]
-    browser.set_window_size(1300, 900)
+    browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
+        "width": 1300, "height": 900, "deviceScaleFactor": 1, "mobile": False})
     browser.get(out.as_uri())
     body_bg = "return getComputedStyle(document.body).backgroundColor"
     assert browser.execute_script(body_bg) == "rgb(255, 255, 255)"
@@ -284,12 +285,18 @@ def test_dark_mode_print_and_screenshot(page, browser) -> None:
     scroll = browser.find_element(By.CSS_SELECTOR, "div.scroll")
     assert scroll.value_of_css_property("overflow-x") == "visible"  # nothing cut off on paper
     browser.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": "", "features": []})
-    browser.find_element(By.CSS_SELECTOR, "tr.best button.expand").click()
     ARTIFACTS.mkdir(exist_ok=True)
     shot = ARTIFACTS / "leaderboard.png"
     assert browser.save_screenshot(str(shot))
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    print(f"screenshot: {shot}")
+    assert browser.execute_script("return [innerWidth, innerHeight]") == [1300, 900]
+    browser.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": [
+        {"name": "prefers-color-scheme", "value": "dark"}]})
+    browser.find_element(By.CSS_SELECTOR, "tr.best button.expand").click()
+    assert browser.save_screenshot(str(ARTIFACTS / "leaderboard-dark-expanded.png"))
+    browser.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": "", "features": []})
+    browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+    print(f"screenshots: {shot}, {ARTIFACTS / 'leaderboard-dark-expanded.png'}")
 
 
 def test_forty_conditions_by_25_runs_stay_small_and_fast(tmp_path: Path, browser) -> None:
