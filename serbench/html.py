@@ -118,8 +118,8 @@ def _board_html(board: Board, index: int, link_base: Path) -> str:
             d, p = row["delta_vs_baseline"], row["p_vs_baseline"]
             cells += [_td("baseline" if base else delta_text(d), "" if base else _num(d)),
                       _td("" if base else p_text(p), _num(p))]
-        cls = "main best" if row["best"] else "main"
-        body.append(f'<tr class="{cls}">{"".join(cells)}</tr>'
+        cls = ' class="best"' if row["best"] else ""
+        body.append(f'<tr{cls}>{"".join(cells)}</tr>'
                     f'<tr class="detail" id="{detail_id}" hidden><td colspan="{len(heads)}">'
                     f"{detail_html(conds[row['condition']], link_base, m)}</td></tr>")
     notes = "".join(f'<p class="legend">{escape(n.replace("**", ""))}</p>' for n in legend(board))

@@ -107,7 +107,7 @@ JS = """
                       : (th.getAttribute("data-first") || "ascending");
     var body = table.tBodies[0];
     var rows = Array.prototype.filter.call(body.rows, function (r) {
-      return r.classList.contains("main");
+      return !r.classList.contains("detail");
     });
     rows.sort(function (a, b) {
       var x = value(a, col, numeric), y = value(b, col, numeric);

@@ -91,15 +91,15 @@ def _names(table) -> list[str]:
     """The condition column, top to bottom, without the † mark."""
     from selenium.webdriver.common.by import By
 
-    return [b.text.removesuffix(" †") for b in table.find_elements(By.CSS_SELECTOR,
-                                                                     "tr.main button.expand")]
+    buttons = table.find_elements(By.CSS_SELECTOR, ":scope > tbody > tr button.expand")
+    return [b.text.removesuffix(" †") for b in buttons]
 
 
 def _column(table, index: int) -> list[str]:
     from selenium.webdriver.common.by import By
 
     return [row.find_elements(By.TAG_NAME, "td")[index].text
-            for row in table.find_elements(By.CSS_SELECTOR, "tbody tr.main")]
+            for row in table.find_elements(By.CSS_SELECTOR, ":scope > tbody > tr:not(.detail)")]
 
 
 def _header(table, label: str):
@@ -319,7 +319,7 @@ def test_forty_conditions_by_25_runs_stay_small_and_fast(tmp_path: Path, browser
     assert size <= 3e6
     assert 0 < load_ms <= 2000
     table = browser.find_element(By.CSS_SELECTOR, "table.board")
-    assert len(table.find_elements(By.CSS_SELECTOR, "tr.main")) == 40
+    assert len(table.find_elements(By.CSS_SELECTOR, ":scope > tbody > tr:not(.detail)")) == 40
     assert len(table.find_elements(By.CSS_SELECTOR, "svg.forest")) == 40
     assert len(browser.find_elements(By.CSS_SELECTOR, "table.matrix td[data-a]")) == 780
     sort_ms = browser.execute_script(
