@@ -88,7 +88,8 @@ def _board_html(board: Board, index: int, link_base: Path) -> str:
     heads += [_th("steps (stopped by)", True)] + ([_th("tuned", False)] if any_tuned else [])
     heads += [_th("p vs best (Holm)", True)]
     if board.baseline:
-        heads += [_th(f"Δ {name} vs {board.baseline}", True, "descending"), _th("p (Holm)", True)]
+        vs = f'Δ {name} vs <span title="{escape(board.baseline)}">baseline</span>'
+        heads += [_th("", True, "descending", inner=vs), _th("p (Holm)", True)]
     conds = {c.name: c for c in board.table.conditions}
     body = []
     for i, row in enumerate(board.rows):
@@ -123,6 +124,8 @@ def _board_html(board: Board, index: int, link_base: Path) -> str:
                     f'<tr class="detail" id="{detail_id}" hidden><td colspan="{len(heads)}">'
                     f"{detail_html(conds[row['condition']], link_base, m)}</td></tr>")
     notes = "".join(f'<p class="legend">{escape(n.replace("**", ""))}</p>' for n in legend(board))
+    if board.baseline:
+        notes += f'<p class="legend">baseline: {escape(board.baseline)}</p>'
     matrix = ""
     if len(board.rows) > 1:
         matrix = (f'<h3>Every pair: Δ{escape(name)} (row − column), points</h3>'
@@ -144,12 +147,12 @@ def _board_html(board: Board, index: int, link_base: Path) -> str:
 def _signature_block(board: Board) -> str:
     """The protocol a screenshot must carry, one fact per line."""
     t = board.table
-    versions = sorted({f"{k} {v}" for c in t.conditions for r in c.runs
-                       for k, v in r.get("versions") or ()})
+    versions = _versions({(k, v) for c in t.conditions for r in c.runs
+                          for k, v in r.get("versions") or ()})
     normalize = sorted({str(c.options.get("normalize", "none")) for c in t.conditions})
     modality = sorted({c.modality for c in t.conditions})
     tests = board.signature.split(" · tests: ", 1)[-1]
-    facts = [("versions", ", ".join(versions) or f"serbench {__version__}"),
+    facts = [("versions", versions or f"serbench {__version__}"),
              ("data", f"{t.dataset}{format_options(t.dataset_options)} / {t.protocol}"),
              ("budget", f"{t.budget} ({t.budget_signature})"
               + "".join(f" · {x}" for x in t.setup())),
@@ -157,7 +160,7 @@ def _signature_block(board: Board) -> str:
              ("folds", f"{len(t.folds)}: " + ", ".join(str(f) for f in t.folds)),
              ("normalisation", ", ".join(normalize)), ("modality", ", ".join(modality)),
              ("tests", tests)]
-    rows = "".join(f'<div{" class=wide" if k == "tests" else ""}><dt>{k}</dt>'
+    rows = "".join(f'<div{" class=wide" if k in ("tests", "versions") else ""}><dt>{k}</dt>'
                    f"<dd>{escape(v)}</dd></div>" for k, v in facts)
     origins = sorted({_origin(c) for c in t.conditions})
     made = "".join(f"<li><code>{escape(o)}</code></li>" for o in origins)
@@ -165,6 +168,18 @@ def _signature_block(board: Board) -> str:
              f"command{'s' if len(origins) != 1 else ''} / suites</summary><ul>{made}</ul>"
              "</details></dd></div>")
     return f'<dl class="sigblock">{rows}</dl>'
+
+
+def _versions(pairs: set[tuple[str, str]]) -> str:
+    """``serbench 0.1.0 · plugins 0.1.0: baselines, clap``: plugins grouped by version."""
+    by_version: dict[str, list[str]] = {}
+    for name, version in pairs:
+        if name.startswith("plugin "):
+            by_version.setdefault(str(version), []).append(name.removeprefix("plugin "))
+    core = sorted(f"{k} {v}" for k, v in pairs if not k.startswith("plugin "))
+    plugins = [f"plugins {v}: {', '.join(sorted(names))}"
+               for v, names in sorted(by_version.items())]
+    return " · ".join(core + plugins)
 
 
 def _origin(cond: Condition) -> str:

@@ -15,7 +15,7 @@ from typing import Any, Sequence
 
 from .leaderboard import METRIC_NAMES, Board, ci_text, delta_text, p_text, pct
 
-WIDTH, HEIGHT, PAD = 160, 20, 7  # one forest-plot cell, in px
+WIDTH, HEIGHT, PAD = 150, 20, 7  # one forest-plot cell, in px
 
 
 class Scale:
@@ -49,8 +49,9 @@ def board_scale(board: Board) -> Scale:
 
 def references(row: dict[str, Any], metric: str) -> list[tuple[float, dict[str, Any]]]:
     """The row's published references for ``metric`` as (value in [0, 1], reference)."""
+    refs = row.get("references") or []
     out = []
-    for ref in row.get("references") or []:
+    for ref in [refs] if isinstance(refs, dict) else refs:
         if not isinstance(ref, dict) or ref.get("value") is None:
             continue
         named = str(ref.get("metric") or metric).lower().replace("-", "_")

@@ -24,9 +24,10 @@ font-size:.8rem}
 .scroll{overflow-x:auto}
 table{border-collapse:collapse}
 table.board{width:100%;font-size:.86rem}
-th,td{padding:.3rem .4rem;border-bottom:1px solid var(--line);text-align:right;
+th,td{padding:.3rem .35rem;border-bottom:1px solid var(--line);text-align:right;
 vertical-align:middle;white-space:nowrap}
 table.board td.name,table.board th:nth-child(2){text-align:left}
+table.board td.name{white-space:normal;min-width:15rem}
 table.board thead th{cursor:pointer;user-select:none;background:var(--panel);
 vertical-align:bottom;position:sticky;top:0;white-space:normal;min-width:3rem;
 font-size:.82rem}
@@ -45,8 +46,8 @@ svg .ref{fill:none;stroke:var(--ref);stroke-width:1.5}
 .ref small{color:var(--muted)}
 button.expand{font:inherit;color:var(--link);background:none;border:0;padding:0;cursor:pointer;
 text-align:left}
-button.expand::before{content:"\\25B8";display:inline-block;width:1em;color:var(--muted)}
-button.expand[aria-expanded=true]::before{content:"\\25BE"}
+button.expand::before{content:"\\25B8\\00a0";color:var(--muted)}
+button.expand[aria-expanded=true]::before{content:"\\25BE\\00a0"}
 tr.detail>td{background:var(--panel);text-align:left;white-space:normal;padding:.8rem}
 .detail-grid{display:flex;flex-wrap:wrap;gap:1.5rem;align-items:flex-start}
 .detail-grid .runs-box{max-height:22rem;overflow-y:auto}
