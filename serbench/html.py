@@ -205,6 +205,8 @@ def to_html(boards: Sequence[Board], link_base: Path | str = ".") -> str:
     base = Path(link_base).resolve()
     metric = METRIC_NAMES[boards[0].metric] if boards else "UAR"
     sections = "".join(_board_html(b, i, base) for i, b in enumerate(boards))
+    refs = any(references(r, b.metric) for b in boards for r in b.rows)
+    published = ", ◆ published" if refs else ""
     toc = ""
     if len(boards) > 1:
         toc = "<nav><ul>" + "".join(f'<li><a href="#table-{i}">{escape(b.table.title)}</a></li>'
@@ -216,7 +218,7 @@ def to_html(boards: Sequence[Board], link_base: Path | str = ".") -> str:
         f"<title>serbench leaderboard</title><style>{CSS}</style></head><body>"
         f'<header><h1>serbench leaderboard</h1><p class="meta">serbench {escape(__version__)} · '
         f"ranked by pooled {escape(metric)} over folds × seeds, 95 % CIs · "
-        "■ best, ● † not significantly worse than the best, ◆ published · "
+        f"■ best, ● † not significantly worse than the best{published} · "
         "click a column header to sort, a condition to see where it fails</p></header>"
         f"<main>{toc}{sections}</main><script>{JS}</script></body></html>\n"
     )

@@ -126,7 +126,10 @@ def matrix_html(board: Board) -> str:
         cells += ['<td class="void"></td>'] * i
         for other in rows[i + 1:]:
             b = other["condition"]
-            p = oriented(index[frozenset((a, b))], a)
+            found = index.get(frozenset((a, b)))
+            p = oriented(found, a) if found else {
+                "condition": a, "against": b, "delta": r[board.metric] - other[board.metric],
+                "delta_ci": None, "untested": "no pair computed"}
             cells.append(_matrix_cell(p, board.alpha, name))
         body.append(f"<tr>{''.join(cells)}</tr>")
     return (f'<table class="matrix" aria-label="pairwise Δ{escape(name)}, row minus column">'

@@ -53,7 +53,7 @@ def test_published_references_sit_beside_the_measured_value(tmp_path: Path) -> N
         {"value": 100 * hi + 5, "metric": "uar", "source": "other"},
         {"value": 99.0, "metric": "WAR", "source": "a WAR claim: not on the UAR chart"}]
     html = to_html(boards, tmp_path)
-    assert ">published</th>" in html
+    assert ">published</th>" in html and "◆ published" in html
     cell = re.search(r'<span class="ref" title="Paper &lt;i&gt;2024&lt;/i&gt;, table 3">'
                      r"([\d.]+) <small>(\w+)</small>", html)
     assert cell and cell.group(2) == "reproduced"
@@ -67,6 +67,7 @@ def test_signature_block_names_the_suite_or_the_command(tmp_path: Path) -> None:
                      extra={"suite": {"name": "emodb", "hash": "5e1f0c2a"}})
     assert "<code>suite emodb 5e1f0c2a</code>" in _page(suite)
     plain = _page(_results(tmp_path / "p", ("linear",)))
+    assert "published" not in plain  # no references: no column, no legend
     assert ("<code>serbench run --dataset simulated --protocol loso_speaker --method linear "
             "--upstream fbank --budget smoke --seeds 2</code>") in plain
     for fact in ("<dt>seeds</dt><dd>0, 1</dd>", "<dt>folds</dt><dd>4: 0, 1, 2, 3</dd>",
