@@ -212,6 +212,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, Cli]:
 _COMMAND_MODULES = (
     "serbench.cli_run",
     "serbench.cli_results",
+    "serbench.cli_report",
     "serbench.cli_data",
     "serbench.cli_upstream",
     "serbench.cli_cache",

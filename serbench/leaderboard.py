@@ -61,6 +61,7 @@ class Board:
     n_pairs: int = 0
     notes: list[str] = field(default_factory=list)
     alpha: float = ALPHA
+    pairs: list[dict[str, Any]] = field(default_factory=list)  # every pair once, Holm-adjusted
 
 
 class Samples:
@@ -140,7 +141,7 @@ def _board(
             row["p_vs_baseline"] = vs_base["p_bootstrap_holm"] if vs_base else None
     tested = sum(_tested(p) for p in pairs.values())
     return Board(table, metric, rows, signature(table, samples, alpha),
-                 base.name if base else None, tested, notes, alpha)
+                 base.name if base else None, tested, notes, alpha, list(pairs.values()))
 
 
 def _untested_notes(
