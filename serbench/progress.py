@@ -32,10 +32,11 @@ class StepInfo:
     seconds_left: float
 
 
-def step(stage: str, step: int, max_steps: int, best_dev_uar: float, seconds_left: float) -> None:
+def step(stage: str, step: int, max_steps: int, best_dev_uar: float | None,
+         seconds_left: float) -> None:
     """Called by the training loop after every optimiser step (cheap when nobody listens)."""
     if _LISTENER is not None:
-        _LISTENER(StepInfo(stage, step, max_steps, best_dev_uar if best_dev_uar >= 0 else None,
+        _LISTENER(StepInfo(stage, step, max_steps, best_dev_uar,
                            max(0.0, seconds_left)))
 
 

@@ -4,6 +4,7 @@ the batch allows it, α = 0 is exactly the fusion baseline, transcripts are requ
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from pathlib import Path
 
@@ -114,10 +115,10 @@ def test_serbench_list_methods_names_the_estimators_forms(capsys: pytest.Capture
                                                          ) -> None:
     from serbench.cli import main
 
-    assert main(["list", "methods"]) == 0
-    line = next(x for x in capsys.readouterr().out.splitlines()
-                if x.startswith("contrastive_reg"))
-    assert "mine (EMA bias-corrected), infonce (bilinear critic, all in-batch negatives)" in line
+    assert main(["list", "methods", "--json"]) == 0  # the table wraps to the terminal's width
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    first = rows["contrastive_reg"]["description"].splitlines()[0]
+    assert "mine (EMA bias-corrected), infonce (bilinear critic, all in-batch negatives)" in first
 
 
 def test_negatives_are_never_the_same_emotion_when_the_batch_allows() -> None:

@@ -41,8 +41,8 @@ def test_run_on_real_emodb_and_ranked(data_root: Path, tmp_path: Path) -> None:
 
 def test_its_dataset_runs_end_to_end(data_root: Path, tmp_path: Path) -> None:
     out = serbench("run", "--method", "prototype", "--upstream", "example_mfcc", "--dataset",
-                   "mini_emodb", "--data-root", str(data_root), "--budget", "smoke", "--folds",
-                   "03", "--results", str(tmp_path / "results"), "--json")
+                   "mini_emodb", "--data-root", str(data_root), "--budget", "smoke", "--seeds", "1",
+                   "--folds", "03", "--results", str(tmp_path / "results"), "--json")
     assert out.returncode == 0, out.stderr
     (run,) = [json.loads(line) for line in out.stdout.splitlines()]
     assert (run["status"], run["dataset"], run["fold"]) == ("ok", "mini_emodb", "03")
