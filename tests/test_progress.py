@@ -50,7 +50,8 @@ def test_plain_progress_lines_show_the_sweep_and_the_current_run(data_root: Path
 
 def test_progress_lines_are_periodic(data_root: Path, tmp_path: Path) -> None:
     out = serbench("run", "--method", "linear", "--upstream", "fbank", "--dataset", "emodb",
-                   "--data-root", str(data_root), "--budget", "smoke", "--seeds", "1", "--folds", "16",
+                   "--data-root", str(data_root), "--budget", "smoke", "--seeds", "1",
+                   "--folds", "16",
                    "--results", str(tmp_path / "results"), every="3600")
     assert out.returncode == 0, out.stderr
     lines = progress_lines(out.stderr)
