@@ -12,7 +12,7 @@ from html import escape
 from pathlib import Path
 from typing import Any, Sequence
 
-from . import __version__
+from . import __version__, references
 from .conditions import natural
 from .leaderboard import (
     MARK,
@@ -161,7 +161,7 @@ def to_html(boards: Sequence[Board], link_base: Path | str = ".") -> str:
     """The page; run links are relative to ``link_base`` (the folder the page is written to)."""
     base = Path(link_base).resolve()
     metric = METRIC_NAMES[boards[0].metric] if boards else "UAR"
-    sections = "".join(_board_html(b, i, base) for i, b in enumerate(boards))
+    sections = "".join(_board_html(b, i, base) + references.html(b) for i, b in enumerate(boards))
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width,initial-scale=1">'

@@ -83,6 +83,7 @@ class Plan:
     skip_bad_audio: bool = False
     # make_plan's keyword arguments (picklable): worker processes rebuild the same plan from them
     request: dict[str, Any] = field(default_factory=dict)
+    references: list[dict[str, Any]] = field(default_factory=list)  # published, from a suite
 
     def todo(self) -> list[PlannedRun]:
         return [r for r in self.runs if not r.done]
@@ -200,12 +201,15 @@ def make_plan(
     store: Store | None = None,
     skip_bad_audio: bool = False,
     data: DatasetView | None = None,
+    references: Sequence[Mapping[str, Any]] = (),
 ) -> Plan:
-    """Validate a sweep and list its runs, marking those the store already holds."""
+    """Validate a sweep and list its runs, marking those the store already holds.
+    ``references`` (published numbers, see serbench.references) go into each run's record."""
     request = dict(methods=list(methods), upstreams=list(upstreams), dataset=dataset,
                    data_root=data_root, protocol=protocol, budget=budget, seeds=seeds,
                    folds=folds, options=dict(options or {}),
-                   dataset_options=dict(dataset_options or {}), skip_bad_audio=skip_bad_audio)
+                   dataset_options=dict(dataset_options or {}), skip_bad_audio=skip_bad_audio,
+                   references=[dict(r) for r in references])
     budget = resolve_budget(budget) if isinstance(budget, str) else budget
     if isinstance(seeds, int):
         if seeds <= 0:
@@ -236,7 +240,8 @@ def make_plan(
                 )
                 rid = run_id_for(spec, budget, versions)
                 runs.append(PlannedRun(spec, rid, cond, bool(store and store.has(rid))))
-    return Plan(runs, data, budget, components, skip_bad_audio, request)
+    return Plan(runs, data, budget, components, skip_bad_audio, request,
+                [dict(r) for r in references])
 
 
 # ---------------------------------------------------------------------------------- execution
@@ -432,8 +437,17 @@ def execute_run(plan: Plan, run: PlannedRun, device: Any, quiet: bool = True,
         "environment": environment(device, plan.components),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "duration_seconds": round(time.time() - started, 3),
+        "references": references_for_run(plan, run),
     }
     return record, predictions
+
+
+def references_for_run(plan: Plan, run: PlannedRun) -> list[dict[str, Any]]:
+    """The plan's published references that concern this run's condition."""
+    from .references import Reference, for_condition
+
+    return for_condition([Reference.from_dict(r) for r in plan.references], run.spec.method,
+                         run.spec.upstream, run.condition.options)
 
 
 def prepare_features(plan: Plan, runs: Sequence[PlannedRun], device: Any,

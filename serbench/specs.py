@@ -143,6 +143,8 @@ class MethodSpec:
     defaults: Mapping[str, Any] = field(default_factory=dict)
     search_space: Mapping[str, Sequence[Any]] = field(default_factory=dict)
     stages: tuple[Stage, ...] = (Stage("train", 1.0),)
+    # published numbers for this method (serbench.references item mappings, ``upstream`` each)
+    references: tuple[Mapping[str, Any], ...] = ()
 
     def finetunes(self, options: Mapping[str, Any]) -> bool:
         return bool(options.get("finetune_upstream", self.finetunes_upstream))

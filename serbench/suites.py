@@ -20,7 +20,10 @@ A suite file is a mapping with these top-level keys (only ``entries`` is require
 Each entry takes ``methods`` and ``upstreams`` (a name or a list; required), ``options`` (method
 options, ``{key: value}``, validated against every method of the entry), ``published`` (a
 comparison column: ``{metric: war|uar|macro_f1, source: text, values: {upstream: number}}``,
-shown beside the suite, never used to rank), and may override ``dataset``, ``protocol``,
+shown beside the suite, never used to rank), ``references`` (published numbers with their
+metric, protocol and source, or a claimed gain over the baseline: see
+:func:`serbench.references.parse`; copied into each run's record and shown by the leaderboard
+beside the measured value), and may override ``dataset``, ``protocol``,
 ``dataset_options``, ``budget``, ``seeds``, ``folds`` and ``with_baseline``.
 
 Baselines: a method declares the options of its paired baseline as a ``baseline`` attribute of
@@ -43,6 +46,7 @@ from typing import Any, Mapping, Sequence
 
 from .budgets import budget_from_mapping, resolve_budget
 from .options import method_options
+from .references import Reference, entry_references
 from .registry import Components
 from .runner import DatasetView, Plan, load_dataset, make_plan
 from .specs import Budget, ConfigError, MethodSpec
@@ -50,7 +54,7 @@ from .store import Store
 
 TOP_KEYS = ("suite", "description", "dataset", "protocol", "dataset_options", "budget", "budgets",
             "seeds", "folds", "options", "with_baseline", "entries")
-ENTRY_KEYS = ("methods", "upstreams", "options", "published", "dataset", "protocol",
+ENTRY_KEYS = ("methods", "upstreams", "options", "published", "references", "dataset", "protocol",
               "dataset_options", "budget", "seeds", "folds", "with_baseline")
 INHERITED = ("dataset", "protocol", "dataset_options", "budget", "seeds", "folds", "with_baseline")
 PUBLISHED_KEYS = ("metric", "source", "values")
@@ -70,6 +74,7 @@ class SuitePlan:
     label: str
     plan: Plan
     published: dict[str, Any] | None = None
+    references: list[Reference] = field(default_factory=list)
 
 
 @dataclass
@@ -102,6 +107,7 @@ class _Entry:
     upstreams: list[str]
     options: dict[str, str]
     published: dict[str, Any] | None
+    references: list[Reference]
     dataset: str
     protocol: str | None
     dataset_options: dict[str, str]
@@ -266,7 +272,9 @@ def _entries(check: _Checker, data: Mapping[str, Any], components: Components,
             folds=check.folds(f"{where}.folds", merged["folds"]) if "folds" in merged else None,
             with_baseline=force_baseline or check.boolean(
                 f"{where}.with_baseline", merged.get("with_baseline", False)),
+            references=[],
         )
+        e.references = entry_references(check.path, where, entry, e)
         try:
             components.datasets.get(e.dataset)
             for name in e.upstreams:
@@ -334,9 +342,10 @@ def load_suite(
                     data_root=data_root, protocol=e.protocol, budget=e.budget, seeds=e.seeds,
                     folds=e.folds, options=options, dataset_options=e.dataset_options,
                     store=store, skip_bad_audio=skip_bad_audio, data=views[key],
+                    references=[r.as_dict() for r in e.references],
                 )
                 label = f"{e.where}: {', '.join(methods)} × {', '.join(e.upstreams)}{tag}"
-                suite.plans.append(SuitePlan(label, plan, e.published))
+                suite.plans.append(SuitePlan(label, plan, e.published, e.references))
         except ConfigError as exc:
             raise ConfigError(f"{path}: {e.where}: {exc}") from None
     return suite

@@ -69,9 +69,11 @@ def test_superb_suite_carries_the_published_column_and_fails_without_iemocap(
 
     raw = yaml.safe_load((SUITES / "superb_er.yaml").read_text())
     entry = raw["entries"][0]
-    assert entry["published"]["values"] == SUPERB_WAR
+    assert {r["upstream"]: r["accuracy"] for r in entry["references"]} == SUPERB_WAR
+    assert {r["protocol"]["folds"] for r in entry["references"]} == {5}
     assert entry["upstreams"] == list(SUPERB_WAR)
-    assert (raw["dataset"], raw["protocol"], raw["budget"]) == ("iemocap", "loso", "probe")
+    assert (raw["dataset"], raw["protocol"], raw["budget"], raw["seeds"]) == (
+        "iemocap", "loso", "probe", 3)
     message = _error(SUITES / "superb_er.yaml", data_root)
     assert message.startswith(f"{SUITES / 'superb_er.yaml'}: entries[0]: dataset 'iemocap': ")
     assert "point --data-root at IEMOCAP_full_release/" in message
@@ -94,8 +96,8 @@ def test_seeds_suite_names_resolve_and_missing_data_says_how_to_get_it() -> None
      "colour: unknown key (known: suite, description, dataset, protocol, dataset_options, "
      "budget, budgets, seeds, folds, options, with_baseline, entries)"),
     (GOOD.replace("upstreams: egemaps", "upstreams: egemaps\n    optoins: {lr: 0.1}"),
-     "entries[0].optoins: unknown key (known: methods, upstreams, options, published, dataset, "
-     "protocol, dataset_options, budget, seeds, folds, with_baseline)"),
+     "entries[0].optoins: unknown key (known: methods, upstreams, options, published, references, "
+     "dataset, protocol, dataset_options, budget, seeds, folds, with_baseline)"),
     (GOOD + "seeds: three\n",
      "entries[0].seeds: expected a positive count or a list of distinct seeds >= 0, got 'three'"),
     (GOOD + "folds: 3\n", "entries[0].folds: expected a list of fold names or indices, got 3"),
