@@ -9,6 +9,7 @@ import sys
 from typing import Any
 
 from .cli import Cli, default_results
+from .crosscorpus import add_cross_options, cross_kwargs
 
 
 def configure(p: argparse.ArgumentParser) -> None:
@@ -36,6 +37,7 @@ def configure(p: argparse.ArgumentParser) -> None:
                    help="method option, validated against the method's declared options")
     p.add_argument("--dataset-option", action="append", default=[], metavar="KEY=VALUE",
                    help="dataset option (e.g. improvised=true for iemocap)")
+    add_cross_options(p)
     p.add_argument("--results", default=None, metavar="DIR",
                    help="results folder (default $SERBENCH_RESULTS, then ./serbench-results)")
     p.add_argument("--device", default=None, help="auto, cpu or cuda[:N] (default: the budget's)")
@@ -98,7 +100,7 @@ def handle(args: argparse.Namespace) -> int:
             data_root=args.data_root, protocol=args.protocol, budget=budget, seeds=args.seeds,
             folds=args.folds, options=opts,
             dataset_options=parse_pairs(args.dataset_option, "--dataset-option"), store=store,
-            skip_bad_audio=args.skip_bad_audio,
+            skip_bad_audio=args.skip_bad_audio, **cross_kwargs(args),
         ) for methods, opts in groups]
     if args.dry_run:
         return _print_plan(plans, args.json)

@@ -99,7 +99,9 @@ def load_dataset(
     protocol: str | None,
     raw_options: Mapping[str, str],
     skip_bad_audio: bool = False,
+    with_folds: bool = True,
 ) -> DatasetView:
+    """A corpus and its protocol's folds (``with_folds=False``: its utterances only)."""
     from .manifests import dataset_options, load_folds, load_utterances, resolve_root
 
     spec = components.datasets.get(name)
@@ -113,6 +115,8 @@ def load_dataset(
 
     handler = on_bad if skip_bad_audio else None
     utterances = load_utterances(spec, root, options, on_bad_audio=handler)
+    if not with_folds:
+        return DatasetView(spec, root, options, "", utterances, {}, skipped)
     protocol = protocol or spec.default_protocol
     folds = load_folds(spec, utterances, protocol, options)
     return DatasetView(spec, root, options, protocol, utterances, {f.name: f for f in folds},
@@ -202,6 +206,10 @@ def make_plan(
     skip_bad_audio: bool = False,
     data: DatasetView | None = None,
     references: Sequence[Mapping[str, Any]] = (),
+    test_dataset: str | None = None,
+    test_dataset_options: Mapping[str, str] | None = None,
+    test_data_root: str | Path | None = None,
+    cross_labels: Sequence[str] | None = None,
 ) -> Plan:
     """Validate a sweep and list its runs, marking those the store already holds.
     ``references`` (published numbers, see serbench.references) go into each run's record."""
@@ -209,7 +217,10 @@ def make_plan(
                    data_root=data_root, protocol=protocol, budget=budget, seeds=seeds,
                    folds=folds, options=dict(options or {}),
                    dataset_options=dict(dataset_options or {}), skip_bad_audio=skip_bad_audio,
-                   references=[dict(r) for r in references])
+                   references=[dict(r) for r in references], test_dataset=test_dataset,
+                   test_dataset_options=dict(test_dataset_options or {}),
+                   test_data_root=test_data_root,
+                   cross_labels=list(cross_labels) if cross_labels else None)
     budget = resolve_budget(budget) if isinstance(budget, str) else budget
     if isinstance(seeds, int):
         if seeds <= 0:
@@ -223,6 +234,12 @@ def make_plan(
             conditions.append(Condition(m, components.upstreams.get(u_name), full, changed))
     data = data or load_dataset(components, dataset, data_root, protocol, dataset_options or {},
                                 skip_bad_audio)
+    if test_dataset:  # cross-corpus: train on all of `dataset`, test on all of `test_dataset`
+        from .crosscorpus import DEFAULT_LABELS, load_cross
+
+        data = load_cross(components, data, test_dataset, test_data_root or data_root,
+                          test_dataset_options or {}, cross_labels or DEFAULT_LABELS,
+                          skip_bad_audio)
     for cond in conditions:
         check_requirements(cond, data, components)
     fold_names = select_folds(data, folds)
@@ -352,7 +369,11 @@ def execute_run(plan: Plan, run: PlannedRun, device: Any, quiet: bool = True,
     else:
         from .features import cached_features
 
-        entry = cached_features(
+        joint = getattr(data, "features", None)  # a cross-corpus view joins two entries
+        entry = joint(
+            cond.upstream, device, skip_bad_audio=plan.skip_bad_audio,
+            need_frames=cond.method.inputs == "frames", quiet=quiet,
+        ) if joint else cached_features(
             cond.upstream, data.spec.name, data.root, data.utterances, device,
             skip_bad_audio=plan.skip_bad_audio, need_frames=cond.method.inputs == "frames",
             quiet=quiet,
@@ -438,6 +459,7 @@ def execute_run(plan: Plan, run: PlannedRun, device: Any, quiet: bool = True,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "duration_seconds": round(time.time() - started, 3),
         "references": references_for_run(plan, run),
+        "cross_corpus": getattr(data, "cross", None),
     }
     return record, predictions
 

@@ -15,6 +15,8 @@ A suite file is a mapping with these top-level keys (only ``entries`` is require
 ``options``          default method options, ``{key: value}``; an entry's own options override
                      them key by key
 ``with_baseline``    default false: also plan each method's declared baseline (see below)
+``test_dataset``     cross-corpus: train on all of ``dataset``, test on all of this one (with
+                     ``test_dataset_options`` and ``cross_labels``, see serbench.crosscorpus)
 ``entries``          a list of entries
 
 Each entry takes ``methods`` and ``upstreams`` (a name or a list; required), ``options`` (method
@@ -45,6 +47,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from .budgets import budget_from_mapping, resolve_budget
+from .crosscorpus import CROSS_KEYS, suite_cross
 from .options import method_options
 from .references import Reference, entry_references
 from .registry import Components
@@ -53,10 +56,11 @@ from .specs import Budget, ConfigError, MethodSpec
 from .store import Store
 
 TOP_KEYS = ("suite", "description", "dataset", "protocol", "dataset_options", "budget", "budgets",
-            "seeds", "folds", "options", "with_baseline", "entries")
+            "seeds", "folds", "options", "with_baseline", "entries", *CROSS_KEYS)
 ENTRY_KEYS = ("methods", "upstreams", "options", "published", "references", "dataset", "protocol",
-              "dataset_options", "budget", "seeds", "folds", "with_baseline")
-INHERITED = ("dataset", "protocol", "dataset_options", "budget", "seeds", "folds", "with_baseline")
+              "dataset_options", "budget", "seeds", "folds", "with_baseline", *CROSS_KEYS)
+INHERITED = ("dataset", "protocol", "dataset_options", "budget", "seeds", "folds", "with_baseline",
+             *CROSS_KEYS)
 PUBLISHED_KEYS = ("metric", "source", "values")
 METRICS = ("war", "uar", "macro_f1")
 
@@ -115,6 +119,7 @@ class _Entry:
     seeds: list[int]
     folds: list[str] | None
     with_baseline: bool
+    cross: dict[str, Any] = field(default_factory=dict)  # make_plan's cross-corpus arguments
 
 
 class _Checker:
@@ -273,6 +278,7 @@ def _entries(check: _Checker, data: Mapping[str, Any], components: Components,
             with_baseline=force_baseline or check.boolean(
                 f"{where}.with_baseline", merged.get("with_baseline", False)),
             references=[],
+            cross=suite_cross(check, where, merged),
         )
         e.references = entry_references(check.path, where, entry, e)
         try:
@@ -342,7 +348,7 @@ def load_suite(
                     data_root=data_root, protocol=e.protocol, budget=e.budget, seeds=e.seeds,
                     folds=e.folds, options=options, dataset_options=e.dataset_options,
                     store=store, skip_bad_audio=skip_bad_audio, data=views[key],
-                    references=[r.as_dict() for r in e.references],
+                    references=[r.as_dict() for r in e.references], **e.cross,
                 )
                 label = f"{e.where}: {', '.join(methods)} × {', '.join(e.upstreams)}{tag}"
                 suite.plans.append(SuitePlan(label, plan, e.published, e.references))

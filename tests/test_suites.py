@@ -94,10 +94,12 @@ def test_seeds_suite_names_resolve_and_missing_data_says_how_to_get_it() -> None
 @pytest.mark.parametrize("text, expected", [
     (GOOD + "colour: blue\n",
      "colour: unknown key (known: suite, description, dataset, protocol, dataset_options, "
-     "budget, budgets, seeds, folds, options, with_baseline, entries)"),
+     "budget, budgets, seeds, folds, options, with_baseline, entries, test_dataset, "
+     "test_dataset_options, cross_labels)"),
     (GOOD.replace("upstreams: egemaps", "upstreams: egemaps\n    optoins: {lr: 0.1}"),
      "entries[0].optoins: unknown key (known: methods, upstreams, options, published, references, "
-     "dataset, protocol, dataset_options, budget, seeds, folds, with_baseline)"),
+     "dataset, protocol, dataset_options, budget, seeds, folds, with_baseline, test_dataset, "
+     "test_dataset_options, cross_labels)"),
     (GOOD + "seeds: three\n",
      "entries[0].seeds: expected a positive count or a list of distinct seeds >= 0, got 'three'"),
     (GOOD + "folds: 3\n", "entries[0].folds: expected a list of fold names or indices, got 3"),
