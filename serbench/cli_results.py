@@ -57,9 +57,9 @@ def _configure_leaderboard(p: argparse.ArgumentParser) -> None:
     p.add_argument("--summary", action="store_true",
                    help="one row per condition: mean UAR and mean rank over the datasets "
                         "(within- and cross-corpus tables) it covers")
-    p.add_argument("--suite", metavar="FILE",
-                   help="also show this suite file's published references (runs planned from a "
-                        "suite carry theirs already)")
+    p.add_argument("--suite", metavar="FILE", action="append", default=[],
+                   help="also show this suite file's published references (repeat for several; "
+                        "runs planned from a suite carry theirs already)")
     p.add_argument("--output", metavar="FILE", help="write to FILE instead of standard output")
     _stats_options(p)
 

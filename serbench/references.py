@@ -287,7 +287,8 @@ def ref_rows(board: Any) -> list[list[str]]:
 REF_HEADER = ["condition", "metric", "published %", "measured % [95 % CI]", "verdict",
               "protocol", "source"]
 REF_LEGEND = ("reproduced: the published value lies inside the measured 95 % CI; below: the "
-              "measurement falls short of it; above: it exceeds it.")
+              "measurement falls short of it; above: it exceeds it; no CI: one seed per fold "
+              "(run --seeds 3).")
 
 
 def markdown(board: Any) -> list[str]:
@@ -382,13 +383,13 @@ def suite_references(path: Any, components: Any) -> list[Reference]:
             for r in e.references]
 
 
-def known(store: Any, boards: Sequence[Any], suite: Any = None) -> list[Reference]:
-    """References for the conditions of ``boards``: the suite file's, the plugins' and the
+def known(store: Any, boards: Sequence[Any], suites: Sequence[Any] = ()) -> list[Reference]:
+    """References for the conditions of ``boards``: the suite files', the plugins' and the
     runs' own."""
     from .registry import collect as components_of
 
     components = components_of()
-    extra = suite_references(suite, components) if suite else []
+    extra = [r for path in suites for r in suite_references(path, components)]
     specs = {name: components.methods.get(name)
              for name in {c.method for b in boards for c in b.table.conditions}
              if name in components.methods.items}
