@@ -70,6 +70,9 @@ def handle(args: argparse.Namespace) -> int:
     if args.suite and (args.method or args.upstream or args.dataset):
         raise ConfigError("--suite replaces --method, --upstream and --dataset; give one or the "
                           "other")
+    if args.suite and args.test_dataset:
+        raise ConfigError("--test-dataset does not apply to --suite: set test_dataset: in the "
+                          "suite file (see docs/cross_corpus.md)")
     if not args.suite and (not args.method or not args.upstream or not args.dataset):
         missing = [f"--{n}" for n in ("method", "upstream", "dataset") if not getattr(args, n)]
         raise ConfigError(f"serbench run needs {', '.join(missing)}")

@@ -40,9 +40,9 @@ def test_emodb_part_to_a_speaker_disjoint_part(tmp_path: Path, data_root: Path, 
     train = _manifest(tmp_path / "a.csv", data_root, {"03", "08", "09"})
     test = _manifest(tmp_path / "b.csv", data_root, {"10", "11"})
     results = tmp_path / "results"
-    argv = ["run", "--method", "linear", "--upstream", "fbank", "--dataset", "manifest",
-            "--data-root", str(train), "--test-dataset", "manifest", "--test-data-root",
-            str(test), "--seeds", "2", "--results", str(results), "--quiet"]
+    argv = ["run", "--method", "linear", "--method", "mlp", "--upstream", "fbank", "--dataset",
+            "manifest", "--data-root", str(train), "--test-dataset", "manifest",
+            "--test-data-root", str(test), "--seeds", "3", "--results", str(results), "--quiet"]
     assert main(argv) == 0
     err = capsys.readouterr().err
     assert ("serbench: cross-corpus manifest→manifest: manifest (train)'s classes bored, "
@@ -50,7 +50,7 @@ def test_emodb_part_to_a_speaker_disjoint_part(tmp_path: Path, data_root: Path, 
             "disgusted, fearful dropped (not in the label set); classes kept: angry, happy, "
             "neutral, sad") in err
     records = _records(results)
-    assert len(records) == 2 and all(r["status"] == "ok" for r in records)
+    assert len(records) == 6 and all(r["status"] == "ok" for r in records)
     r = records[0]
     assert (r["spec"]["dataset"], r["spec"]["protocol"], r["spec"]["fold"]) == (
         "manifest→manifest", "cross_corpus", "all")
@@ -74,6 +74,12 @@ def test_emodb_part_to_a_speaker_disjoint_part(tmp_path: Path, data_root: Path, 
     cross_title = next(line for line in md.splitlines() if "cross_corpus" in line)
     assert cross_title.startswith("### manifest→manifest") and "/ cross_corpus ·" in cross_title
     assert md.count("### ") == 2  # within- and cross-corpus never share a table
+    # both conditions were tested on the same 56 test utterances: the paired tests run
+    assert main(["compare", "linear/fbank", "mlp/fbank", "--results", str(results),
+                 "--dataset", "manifest→manifest", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["test_utterances"] == 56 and report["speakers"] == 2
+    assert report["p_bootstrap"] is not None and report["matched_runs"] == 3
 
 
 def _noisy(root: Path, seconds: float) -> None:
@@ -114,6 +120,10 @@ def test_test_dataset_options_need_a_test_dataset(capsys) -> None:
                  "--test-dataset-option", "label_set=4class"]) == 2
     assert capsys.readouterr().err.strip() == (
         "serbench: error: --test-dataset-option needs --test-dataset B (the corpus to test on)")
+    assert main(["run", "--suite", "any.yaml", "--test-dataset", "ravdess"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "serbench: error: --test-dataset does not apply to --suite: set test_dataset: in the "
+        "suite file (see docs/cross_corpus.md)")
 
 
 def test_summary_gives_mean_uar_and_mean_rank_over_the_datasets(tmp_path: Path, capsys) -> None:

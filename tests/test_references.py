@@ -205,3 +205,24 @@ entries:
     (ref,) = record["references"]
     assert (ref["method"], ref["upstream"], ref["metric"], ref["value"], ref["dataset"],
             ref["source"]) == ("linear", "fbank", "war", 55.5, "emodb", "EmoDB paper")
+
+
+def test_a_plugin_method_spec_carries_references(results) -> None:
+    from dataclasses import replace
+
+    from serbench.conditions import load_tables
+    from serbench.leaderboard import build
+    from serbench.references import attach
+    from serbench.references import collect as known_references
+
+    root, _ = results
+    spec = replace(collect().methods.get("linear"), references=(
+        {"upstream": "egemaps", "metric": "macro_f1", "value": 47.0, "source": "plugin paper"},))
+    assert collect().methods.get("linear").references == ()  # optional, empty by default
+    store = Store(root)
+    boards = build(load_tables(store), n_boot=200)
+    conds = [c for b in boards for c in b.table.conditions]
+    attach(boards, known_references(store, conds, (), {"linear": spec}))
+    row = next(r for b in boards for r in b.rows if r["upstream"] == "egemaps")
+    assert [(c["metric"], c["published"], c["source"]) for c in row["references"]] == [
+        ("macro_f1", 47.0, "plugin paper"), ("uar", 30.0, "A paper, Table 2")]
