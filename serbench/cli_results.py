@@ -57,6 +57,12 @@ def _configure_leaderboard(p: argparse.ArgumentParser) -> None:
     p.add_argument("--baseline", metavar="METHOD/UPSTREAM",
                    help="show every condition's difference to this one, with Holm-adjusted p")
     p.add_argument("--format", choices=FORMATS, default="md", help="output format (default md)")
+    p.add_argument("--summary", action="store_true",
+                   help="one row per condition: mean UAR and mean rank over the datasets "
+                        "(within- and cross-corpus tables) it covers")
+    p.add_argument("--suite", metavar="FILE", action="append", default=[],
+                   help="also show this suite file's published references (repeat for several; "
+                        "runs planned from a suite carry theirs already)")
     p.add_argument("--output", metavar="FILE", help="write to FILE instead of standard output")
     _stats_options(p)
 
@@ -64,14 +70,22 @@ def _configure_leaderboard(p: argparse.ArgumentParser) -> None:
 def _leaderboard(args: argparse.Namespace) -> int:
     from .conditions import load_tables
     from .leaderboard import build, render
+    from .references import attach, known
 
     _check_stats_options(args)
     store = _store(args)
     boards = build(load_tables(store, args.dataset, args.budget), args.metric, args.baseline,
                    args.alpha, args.n_boot, args.seed)
+    attach(boards, known(store, boards, args.suite))
     out = Path(args.output) if args.output else None
     extra = {"link_base": out.parent if out else Path.cwd()} if args.format == "html" else {}
-    text = render(boards, args.format, **extra)
+    if args.summary:
+        from .summary import render as render_summary
+        from .summary import summarize
+
+        text = render_summary(summarize(boards), args.format)
+    else:
+        text = render(boards, args.format, **extra)
     if out is None:
         sys.stdout.write(text)
         return 0

@@ -9,6 +9,7 @@ import sys
 from typing import Any
 
 from .cli import Cli, default_results
+from .crosscorpus import add_cross_options, cross_kwargs
 
 
 class Names(argparse.Action):
@@ -55,6 +56,7 @@ def configure(p: argparse.ArgumentParser) -> None:
                    help="method option, validated against the method's declared options")
     p.add_argument("--dataset-option", action="append", default=[], metavar="KEY=VALUE",
                    help="dataset option (e.g. improvised=true for iemocap)")
+    add_cross_options(p)
     p.add_argument("--results", default=None, metavar="DIR",
                    help="results folder (default $SERBENCH_RESULTS, then ./serbench-results)")
     p.add_argument("--device", default=None, help="auto, cpu or cuda[:N] (default: the budget's)")
@@ -96,6 +98,9 @@ def handle(args: argparse.Namespace) -> int:
     if args.suite and (args.method or args.upstream or args.dataset):
         raise ConfigError("--suite replaces --method, --upstream and --dataset; give one or the "
                           "other")
+    if args.suite and args.test_dataset:
+        raise ConfigError("--test-dataset does not apply to --suite: set test_dataset: in the "
+                          "suite file (see docs/cross_corpus.md)")
     if not args.suite and (not args.method or not args.upstream or not args.dataset):
         missing = [f"--{n}" for n in ("method", "upstream", "dataset") if not getattr(args, n)]
         raise ConfigError(f"serbench run needs {', '.join(missing)}")
@@ -126,7 +131,7 @@ def handle(args: argparse.Namespace) -> int:
             data_root=args.data_root, protocol=args.protocol, budget=budget, seeds=args.seeds,
             folds=args.folds, options=opts,
             dataset_options=parse_pairs(args.dataset_option, "--dataset-option"), store=store,
-            skip_bad_audio=args.skip_bad_audio,
+            skip_bad_audio=args.skip_bad_audio, **cross_kwargs(args),
         ) for methods, opts in groups]
     if args.dry_run:
         return _print_plan(plans, args.json)

@@ -29,6 +29,7 @@ from .leaderboard import (
     steps_text,
     summarize,
 )
+from .references import claimed_gains, gain_lines
 from .specs import ConfigError
 from .stats import ALPHA, N_BOOT, PairingError, Pooled
 from .store import Store
@@ -124,6 +125,7 @@ def compare(
         "signature": signature(table, samples, alpha),
     }
     out["verdict"] = verdict(out)
+    out["claimed_gains"] = claimed_gains(store, table, ca, cb, samples, alpha)
     return out
 
 
@@ -198,6 +200,7 @@ def to_text(r: dict[str, Any]) -> str:
     lines += ["per-class recall % (pooled):",
               tabulate(recall, headers=["class", "A", "B", "Δ"], disable_numparse=True,
                        colalign=("left", "right", "right", "right")), ""]
-    lines += [*r["notes"], f"verdict: {r['verdict']}", r["signature"]]
+    lines += [*r["notes"], f"verdict: {r['verdict']}", *gain_lines(r["claimed_gains"]),
+              r["signature"]]
     return "\n".join(lines)
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from . import __version__
+from . import references as reference_tables
 from .conditions import Condition, format_options
 from .html_charts import axis_svg, board_scale, forest_svg, matrix_html, references
 from .html_details import detail_html
@@ -204,7 +205,8 @@ def to_html(boards: Sequence[Board], link_base: Path | str = ".") -> str:
     """The page; run links are relative to ``link_base`` (the folder the page is written to)."""
     base = Path(link_base).resolve()
     metric = METRIC_NAMES[boards[0].metric] if boards else "UAR"
-    sections = "".join(_board_html(b, i, base) for i, b in enumerate(boards))
+    sections = "".join(_board_html(b, i, base) + reference_tables.html(b)
+                       for i, b in enumerate(boards))
     refs = any(references(r, b.metric) for b in boards for r in b.rows)
     published = ", ◆ published" if refs else ""
     toc = ""

@@ -48,16 +48,17 @@ def board_scale(board: Board) -> Scale:
 
 
 def references(row: dict[str, Any], metric: str) -> list[tuple[float, dict[str, Any]]]:
-    """The row's published references for ``metric`` as (value in [0, 1], reference)."""
+    """The row's published references for ``metric`` as (value in [0, 1], reference); a
+    reference's value is its ``published`` number (serbench.references' rows)."""
     refs = row.get("references") or []
     out = []
     for ref in [refs] if isinstance(refs, dict) else refs:
-        if not isinstance(ref, dict) or ref.get("value") is None:
+        if not isinstance(ref, dict) or ref.get("published") is None:
             continue
         named = str(ref.get("metric") or metric).lower().replace("-", "_")
         if named not in (metric, METRIC_NAMES[metric].lower().replace("-", "_")):
             continue
-        value = float(ref["value"])
+        value = float(ref["published"])
         out.append((value / 100 if value > 1 else value, ref))
     return out
 

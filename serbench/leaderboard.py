@@ -23,7 +23,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from . import __version__
+from . import __version__, references
 from .conditions import Condition, Table, find_condition, format_options
 from .metrics import METRICS
 from .specs import ConfigError
@@ -436,7 +436,8 @@ def to_markdown(boards: Sequence[Board]) -> str:
         header, body, notes = cells(board)
         n_metrics = len(METRICS) - 1  # the other metrics' pooled columns, after the run mean
         right = {1, 3, *range(5, 5 + n_metrics), *range(7 + n_metrics, len(header))}
-        text = [f"### {md_escape(board.table.title)}", "", *_pipe_table(header, body, right), ""]
+        text = [f"### {md_escape(board.table.title)}", "", *_pipe_table(header, body, right),
+                *references.markdown(board), ""]
         text += [f"{n}  " for n in notes] + [f"_{board.signature}_", ""]
         parts.append("\n".join(text))
     return "\n".join(parts)
@@ -466,7 +467,7 @@ def to_latex(boards: Sequence[Board]) -> str:
                  rf"\begin{{tabular}}{{{spec}}}", r"\toprule",
                  " & ".join(tex(h) for h in header) + r" \\", r"\midrule"]
         lines += [" & ".join(tex(c) for c in row) + r" \\" for row in body]
-        lines += [r"\bottomrule", r"\end{tabular}"]
+        lines += [r"\bottomrule", r"\end{tabular}", *references.latex(board)]
         caption = " ".join([tex(board.table.title) + "."] + [tex(n) for n in notes]
                            + [tex(board.signature)])
         lines += [rf"\caption{{{caption}}}", r"\end{table}", ""]
@@ -492,7 +493,7 @@ def to_rows(boards: Sequence[Board]) -> list[dict[str, Any]]:
                      uar_pooled=row["uar_pooled"], speakers=row["speakers"],
                      ci_missing=row["ci_missing"],
                      vs_best=row["vs_best"], run_ids=row["run_ids"],
-                     signature=board.signature)
+                     signature=board.signature, references=row.get("references", []))
             if board.baseline:
                 d.update(baseline=board.baseline, delta_vs_baseline=row["delta_vs_baseline"],
                          p_vs_baseline=row["p_vs_baseline"], vs_baseline=row["vs_baseline"])
@@ -520,7 +521,7 @@ CSV_KEYS = ("dataset", "protocol", "budget", "budget_signature", "condition", "u
             "uar_runs_mean", "uar_std", "war", "war_runs_mean", "war_std", "macro_f1",
             "macro_f1_runs_mean", "macro_f1_std", "best", "not_worse_than_best",
             "delta_vs_baseline", "p_vs_baseline", "steps_min", "steps_max", "tuned",
-            "transductive", "modality", "signature")
+            "transductive", "modality", "signature", *references.CSV_KEYS)
 
 
 def to_csv(boards: Sequence[Board]) -> str:
@@ -531,6 +532,7 @@ def to_csv(boards: Sequence[Board]) -> str:
         row["options"] = format_options(row["options"])
         row["uar_ci_low"], row["uar_ci_high"] = row["uar_ci"] or (None, None)
         row["tuned"] = ",".join(row["tuned"])
+        row.update(references.csv_fields(row))
         writer.writerow({k: csv_safe(v) for k, v in row.items()})
     return buf.getvalue()
 

@@ -84,6 +84,7 @@ class Plan:
     skip_bad_audio: bool = False
     # make_plan's keyword arguments (picklable): worker processes rebuild the same plan from them
     request: dict[str, Any] = field(default_factory=dict)
+    references: list[dict[str, Any]] = field(default_factory=list)  # published, from a suite
 
     def todo(self) -> list[PlannedRun]:
         return [r for r in self.runs if not r.done]
@@ -99,7 +100,9 @@ def load_dataset(
     protocol: str | None,
     raw_options: Mapping[str, str],
     skip_bad_audio: bool = False,
+    with_folds: bool = True,
 ) -> DatasetView:
+    """A corpus and its protocol's folds (``with_folds=False``: its utterances only)."""
     from .manifests import dataset_options, load_folds, load_utterances, resolve_root
 
     spec = components.datasets.get(name)
@@ -113,6 +116,8 @@ def load_dataset(
 
     handler = on_bad if skip_bad_audio else None
     utterances = load_utterances(spec, root, options, on_bad_audio=handler)
+    if not with_folds:
+        return DatasetView(spec, root, options, "", utterances, {}, skipped)
     protocol = protocol or spec.default_protocol
     folds = load_folds(spec, utterances, protocol, options)
     return DatasetView(spec, root, options, protocol, utterances, {f.name: f for f in folds},
@@ -230,15 +235,25 @@ def make_plan(
     store: Store | None = None,
     skip_bad_audio: bool = False,
     data: DatasetView | None = None,
+    references: Sequence[Mapping[str, Any]] = (),
+    test_dataset: str | None = None,
+    test_dataset_options: Mapping[str, str] | None = None,
+    test_data_root: str | Path | None = None,
+    cross_labels: Sequence[str] | None = None,
 ) -> Plan:
     """Validate a sweep and list its runs, marking those the store already holds.
 
-    ``budget=None`` is the methods' natural budget (:func:`natural_budget`).
+    ``budget=None`` is the methods' natural budget (:func:`natural_budget`); ``references``
+    (published numbers, see serbench.references) go into each run's record.
     """
     request = dict(methods=list(methods), upstreams=list(upstreams), dataset=dataset,
                    data_root=data_root, protocol=protocol, budget=budget, seeds=seeds,
                    folds=folds, options=dict(options or {}),
-                   dataset_options=dict(dataset_options or {}), skip_bad_audio=skip_bad_audio)
+                   dataset_options=dict(dataset_options or {}), skip_bad_audio=skip_bad_audio,
+                   references=[dict(r) for r in references], test_dataset=test_dataset,
+                   test_dataset_options=dict(test_dataset_options or {}),
+                   test_data_root=test_data_root,
+                   cross_labels=list(cross_labels) if cross_labels else None)
     seeds = seed_list(seeds, "--seeds")
     conditions = []
     for m_name in methods:
@@ -253,6 +268,12 @@ def make_plan(
         budget = resolve_budget(budget)
     data = data or load_dataset(components, dataset, data_root, protocol, dataset_options or {},
                                 skip_bad_audio)
+    if test_dataset:  # cross-corpus: train on all of `dataset`, test on all of `test_dataset`
+        from .crosscorpus import DEFAULT_LABELS, load_cross
+
+        data = load_cross(components, data, test_dataset, test_data_root or data_root,
+                          test_dataset_options or {}, cross_labels or DEFAULT_LABELS,
+                          skip_bad_audio)
     for cond in conditions:
         check_requirements(cond, data, components)
     fold_names = select_folds(data, folds)
@@ -274,7 +295,8 @@ def make_plan(
                 rid = run_id_for(spec, budget, versions, cond.options, prints[fold])
                 runs.append(PlannedRun(spec, rid, cond, bool(store and store.has(rid)),
                                        prints[fold]))
-    return Plan(runs, data, budget, components, skip_bad_audio, request)
+    return Plan(runs, data, budget, components, skip_bad_audio, request,
+                [dict(r) for r in references])
 
 
 # ---------------------------------------------------------------------------------- execution
@@ -386,7 +408,11 @@ def execute_run(plan: Plan, run: PlannedRun, device: Any, quiet: bool = True,
     else:
         from .features import cached_features
 
-        entry = cached_features(
+        joint = getattr(data, "features", None)  # a cross-corpus view joins two entries
+        entry = joint(
+            cond.upstream, device, skip_bad_audio=plan.skip_bad_audio,
+            need_frames=cond.method.inputs == "frames", quiet=quiet,
+        ) if joint else cached_features(
             cond.upstream, data.spec.name, data.root, data.utterances, device,
             skip_bad_audio=plan.skip_bad_audio, need_frames=cond.method.inputs == "frames",
             quiet=quiet,
@@ -484,8 +510,18 @@ def execute_run(plan: Plan, run: PlannedRun, device: Any, quiet: bool = True,
         "environment": environment(device, plan.components),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "duration_seconds": round(time.time() - started, 3),
+        "references": references_for_run(plan, run),
+        "cross_corpus": getattr(data, "cross", None),
     }
     return record, predictions
+
+
+def references_for_run(plan: Plan, run: PlannedRun) -> list[dict[str, Any]]:
+    """The plan's published references that concern this run's condition."""
+    from .references import Reference, for_condition
+
+    return for_condition([Reference.from_dict(r) for r in plan.references], run.spec.method,
+                         run.spec.upstream, run.condition.options)
 
 
 def prepare_features(plan: Plan, runs: Sequence[PlannedRun], device: Any,

@@ -15,12 +15,17 @@ A suite file is a mapping with these top-level keys (only ``entries`` is require
 ``options``          default method options, ``{key: value}``; an entry's own options override
                      them key by key
 ``with_baseline``    default false: also plan each method's declared baseline (see below)
+``test_dataset``     cross-corpus: train on all of ``dataset``, test on all of this one (with
+                     ``test_dataset_options`` and ``cross_labels``, see serbench.crosscorpus)
 ``entries``          a list of entries
 
 Each entry takes ``methods`` and ``upstreams`` (a name or a list; required), ``options`` (method
 options, ``{key: value}``, validated against every method of the entry), ``published`` (a
 comparison column: ``{metric: war|uar|macro_f1, source: text, values: {upstream: number}}``,
-shown beside the suite, never used to rank), and may override ``dataset``, ``protocol``,
+shown beside the suite, never used to rank), ``references`` (published numbers with their
+metric, protocol and source, or a claimed gain over the baseline: see
+:func:`serbench.references.parse`; copied into each run's record and shown by the leaderboard
+beside the measured value), and may override ``dataset``, ``protocol``,
 ``dataset_options``, ``budget``, ``seeds``, ``folds`` and ``with_baseline``.
 
 Baselines: a method declares the options of its paired baseline as a ``baseline`` attribute of
@@ -42,17 +47,20 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from .budgets import budget_from_mapping, resolve_budget
+from .crosscorpus import CROSS_KEYS, suite_cross
 from .options import SEED_LIMIT, method_options, seed_list, short_repr
+from .references import Reference, entry_references
 from .registry import Components
 from .runner import DatasetView, Plan, load_dataset, make_plan
 from .specs import Budget, ConfigError, MethodSpec
 from .store import Store
 
 TOP_KEYS = ("suite", "description", "dataset", "protocol", "dataset_options", "budget", "budgets",
-            "seeds", "folds", "options", "with_baseline", "entries")
-ENTRY_KEYS = ("methods", "upstreams", "options", "published", "dataset", "protocol",
-              "dataset_options", "budget", "seeds", "folds", "with_baseline")
-INHERITED = ("dataset", "protocol", "dataset_options", "budget", "seeds", "folds", "with_baseline")
+            "seeds", "folds", "options", "with_baseline", "entries", *CROSS_KEYS)
+ENTRY_KEYS = ("methods", "upstreams", "options", "published", "references", "dataset", "protocol",
+              "dataset_options", "budget", "seeds", "folds", "with_baseline", *CROSS_KEYS)
+INHERITED = ("dataset", "protocol", "dataset_options", "budget", "seeds", "folds", "with_baseline",
+             *CROSS_KEYS)
 PUBLISHED_KEYS = ("metric", "source", "values")
 METRICS = ("war", "uar", "macro_f1")
 
@@ -70,6 +78,7 @@ class SuitePlan:
     label: str
     plan: Plan
     published: dict[str, Any] | None = None
+    references: list[Reference] = field(default_factory=list)
 
 
 @dataclass
@@ -102,6 +111,7 @@ class _Entry:
     upstreams: list[str]
     options: dict[str, str]
     published: dict[str, Any] | None
+    references: list[Reference]
     dataset: str
     protocol: str | None
     dataset_options: dict[str, str]
@@ -109,6 +119,7 @@ class _Entry:
     seeds: list[int]
     folds: list[str] | None
     with_baseline: bool
+    cross: dict[str, Any] = field(default_factory=dict)  # make_plan's cross-corpus arguments
 
 
 class _Checker:
@@ -267,7 +278,10 @@ def _entries(check: _Checker, data: Mapping[str, Any], components: Components,
             folds=check.folds(f"{where}.folds", merged["folds"]) if "folds" in merged else None,
             with_baseline=force_baseline or check.boolean(
                 f"{where}.with_baseline", merged.get("with_baseline", False)),
+            references=[],
+            cross=suite_cross(check, where, merged),
         )
+        e.references = entry_references(check.path, where, entry, e)
         try:
             components.datasets.get(e.dataset)
             for name in e.upstreams:
@@ -335,9 +349,10 @@ def load_suite(
                     data_root=data_root, protocol=e.protocol, budget=e.budget, seeds=e.seeds,
                     folds=e.folds, options=options, dataset_options=e.dataset_options,
                     store=store, skip_bad_audio=skip_bad_audio, data=views[key],
+                    references=[r.as_dict() for r in e.references], **e.cross,
                 )
                 label = f"{e.where}: {', '.join(methods)} × {', '.join(e.upstreams)}{tag}"
-                suite.plans.append(SuitePlan(label, plan, e.published))
+                suite.plans.append(SuitePlan(label, plan, e.published, e.references))
         except ConfigError as exc:
             raise ConfigError(f"{path}: {e.where}: {exc}") from None
     return suite

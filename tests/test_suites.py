@@ -70,9 +70,11 @@ def test_superb_suite_carries_the_published_column_and_fails_without_iemocap(
 
     raw = yaml.safe_load((SUITES / "superb_er.yaml").read_text())
     entry = raw["entries"][0]
-    assert entry["published"]["values"] == SUPERB_WAR
+    assert {r["upstream"]: r["accuracy"] for r in entry["references"]} == SUPERB_WAR
+    assert {r["protocol"]["folds"] for r in entry["references"]} == {5}
     assert entry["upstreams"] == list(SUPERB_WAR)
-    assert (raw["dataset"], raw["protocol"], raw["budget"]) == ("iemocap", "loso", "probe")
+    assert (raw["dataset"], raw["protocol"], raw["budget"], raw["seeds"]) == (
+        "iemocap", "loso", "probe", 3)
     assert raw["options"] == {"normalize": "none"}  # SUPERB normalised nothing
     message = _error(SUITES / "superb_er.yaml", data_root)
     assert message.startswith(f"{SUITES / 'superb_er.yaml'}: entries[0]: dataset 'iemocap': ")
@@ -94,10 +96,12 @@ def test_seeds_suite_names_resolve_and_missing_data_says_how_to_get_it() -> None
 @pytest.mark.parametrize("text, expected", [
     (GOOD + "colour: blue\n",
      "colour: unknown key (known: suite, description, dataset, protocol, dataset_options, "
-     "budget, budgets, seeds, folds, options, with_baseline, entries)"),
+     "budget, budgets, seeds, folds, options, with_baseline, entries, test_dataset, "
+     "test_dataset_options, cross_labels)"),
     (GOOD.replace("upstreams: egemaps", "upstreams: egemaps\n    optoins: {lr: 0.1}"),
-     "entries[0].optoins: unknown key (known: methods, upstreams, options, published, dataset, "
-     "protocol, dataset_options, budget, seeds, folds, with_baseline)"),
+     "entries[0].optoins: unknown key (known: methods, upstreams, options, published, references, "
+     "dataset, protocol, dataset_options, budget, seeds, folds, with_baseline, test_dataset, "
+     "test_dataset_options, cross_labels)"),
     (GOOD + "seeds: three\n",
      "entries[0].seeds: expected a positive count or a list of distinct seeds from 0 to "
      "2147483647, got 'three'"),
