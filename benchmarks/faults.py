@@ -198,7 +198,7 @@ class Attempt:
     stderr: str = ""
 
 
-class _Lines:
+class Lines:
     """A pipe's lines, collected by a thread as they come."""
 
     def __init__(self, pipe: object) -> None:
@@ -267,7 +267,7 @@ def attempt(work: Workload, results: Path, kill: Kill) -> Attempt:
     proc = subprocess.Popen(work.command(results, "--workers", "2"), env=work.env(mark),
                             cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             text=True, start_new_session=True)
-    err = _Lines(proc.stderr)
+    err = Lines(proc.stderr)
     try:
         if kill.anchor == "running":
             err.wait_for(r"started on ", proc, timeout=180)

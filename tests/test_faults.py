@@ -36,6 +36,7 @@ def workload(data_root: Path, tmp_path_factory: pytest.TempPathFactory) -> fault
     return faults.Workload(tmp_path_factory.mktemp("faults"), data_root, steps=500)
 
 
+@pytest.mark.slow
 def test_three_kills_of_the_campaign_leave_no_process_and_lose_no_run(
         workload: faults.Workload, tmp_path: Path) -> None:
     results = tmp_path / "results"
@@ -72,24 +73,40 @@ def test_three_kills_of_the_campaign_leave_no_process_and_lose_no_run(
     assert len(complete_runs(results)) == 6
 
 
-def test_ctrl_c_during_an_opensmile_fill_stores_nothing(data_root: Path, tmp_path: Path) -> None:
+def _long_corpus(emodb_root: Path, folder: Path) -> Path:
+    """Six 60 s recordings (EmoDB files of one speaker end to end), 3 speakers: openSMILE spends
+    its time inside its C library, where a Ctrl-C used to be lost."""
+    folder.mkdir()
+    lines = ["path,label,speaker"]
+    for spk in ("03", "08", "09"):
+        wavs = sorted((emodb_root / "wav").glob(f"{spk}*.wav"))
+        for i, label in enumerate(("angry", "sad")):
+            audio = np.concatenate([sf.read(w, dtype="float32")[0] for w in wavs[i * 16:]])
+            sf.write(folder / f"{spk}-{i}.wav", audio[: 60 * 16000], 16000)
+            lines.append(f"{spk}-{i}.wav,{label},{spk}")
+    (folder / "manifest.csv").write_text("\n".join(lines) + "\n")
+    return folder / "manifest.csv"
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_an_opensmile_fill_stores_nothing(emodb_root: Path, tmp_path: Path) -> None:
     # openSMILE's ctypes callback used to swallow the KeyboardInterrupt: the utterance's features
-    # came out NaN, a FAILED run blaming it was stored, and with --workers the sweep went on
+    # came out NaN, and with --workers the sweep went on (the workers filled the cache again)
     cache = Path(os.environ["SERBENCH_CACHE"]) / "features" / "egemaps"
     results = tmp_path / "results"
-    proc = start("run", "--method", "linear", "--upstream", "egemaps", "--dataset", "emodb",
-                 "--data-root", str(data_root), "--folds", "0", "--device", "cpu", "--results",
-                 str(results), "--workers", "2")
-    deadline = time.monotonic() + 120
-    while not any(f.stat().st_size for f in cache.glob(".tmp-*/frames.f16")):
-        assert proc.poll() is None, proc.communicate()[1]
-        assert time.monotonic() < deadline, "the fill never started"
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGINT)  # a few batches into the corpus: openSMILE is running
-    out, err = proc.communicate(timeout=30)
-    assert proc.returncode == 130, err
-    assert err.splitlines()[-1] == "serbench: interrupted"
-    assert "FAILED" not in out and "non-finite" not in err and "Traceback" not in err
+    proc = start("run", "--method", "linear", "--upstream", "egemaps", "--dataset", "manifest",
+                 "--data-root", str(_long_corpus(emodb_root, tmp_path / "corpus")), "--device",
+                 "cpu", "--results", str(results), "--workers", "2")
+    err = faults.Lines(proc.stderr)
+    err.wait_for(r"features egemaps on manifest: .* 1/6 ", proc, timeout=120)
+    assert proc.poll() is None, "\n".join(err.lines)
+    time.sleep(0.7)  # the first recording (2 s or more) is inside openSMILE's C code now
+    proc.send_signal(signal.SIGINT)
+    out = proc.stdout.read()
+    assert proc.wait(timeout=30) == 130, "\n".join(err.lines)
+    err.thread.join(timeout=10)
+    assert err.lines[-1] == "serbench: interrupted"
+    assert "FAILED" not in out and not any("non-finite" in e or "Traceback" in e for e in err.lines)
     assert complete_runs(results) == []
     assert list(cache.glob("*/meta.json")) == [] and list(cache.glob(".tmp-*")) == []
 
