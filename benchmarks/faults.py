@@ -64,7 +64,8 @@ class Kill:
 
     target: str  # driver, worker or ctrl-c (SIGINT to the process group)
     signal: str  # SIGKILL, SIGTERM or SIGINT
-    anchor: str  # start (the command starts), running (a run starts) or stored (one is stored)
+    anchor: str  # start (the command starts), forkserver (the fork server starts), running (a run
+    # starts) or stored (a run is stored)
     delay: float
     repeat: int = 1  # how many times (0.3 s apart); a user presses Ctrl-C again
 
@@ -128,7 +129,7 @@ def survivors(mark: str) -> list[str]:
             if needle not in (proc / "environ").read_bytes().split(b"\0"):
                 continue
             state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
-            cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()[:80]
+            cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()[:160]
         except OSError:  # gone meanwhile, or not ours
             continue
         if state != "Z":
@@ -274,6 +275,9 @@ def attempt(work: Workload, results: Path, kill: Kill) -> Attempt:
     try:
         if kill.anchor == "running":
             err.wait_for(r"started on ", proc, timeout=180)
+        elif kill.anchor == "forkserver":
+            _wait(lambda: any("multiprocessing.forkserver" in s for s in survivors(mark)), proc,
+                  timeout=180)
         elif kill.anchor == "stored":
             _wait(lambda: len(_complete(results)) > len(before), proc, timeout=180)
         time.sleep(kill.delay)
@@ -311,15 +315,23 @@ def attempt(work: Workload, results: Path, kill: Kill) -> Attempt:
 # ------------------------------------------------------------------------------- campaign
 
 
+COMBOS = [*((target, sig) for target in ("driver", "worker") for sig in SIGNALS),
+          ("ctrl-c", "SIGINT")]
+DELAYS = {"start": (0.5, 6.0), "forkserver": (0.0, 2.0), "running": (0.0, 4.0),
+          "stored": (0.0, 4.0)}  # seconds after the anchor
+
+
 def random_kills(n: int, seed: int) -> list[Kill]:
+    """``n`` kills, every (target, signal) pair in turn in a random order, at random moments."""
     random.seed(seed)  # also which worker a worker kill picks
     rng = random.Random(seed)
+    pairs = [COMBOS[i % len(COMBOS)] for i in range(n)]
+    rng.shuffle(pairs)
     kills = []
-    for _ in range(n):
-        target = rng.choice(["driver", "driver", "worker", "ctrl-c"])
-        sig = "SIGINT" if target == "ctrl-c" else rng.choice(list(SIGNALS))
-        anchor = rng.choice(["running", "stored"] + ([] if target == "worker" else ["start"]))
-        delay = round(rng.uniform(0.5, 6.0) if anchor == "start" else rng.uniform(0.0, 4.0), 1)
+    for target, sig in pairs:
+        early = [] if target == "worker" else ["start", "forkserver"]
+        anchor = rng.choice(["running", "stored", *early])
+        delay = round(rng.uniform(*DELAYS[anchor]), 1)
         kills.append(Kill(target, sig, anchor, delay, rng.randint(1, 3) if sig == "SIGINT" else 1))
     return kills
 
@@ -410,9 +422,11 @@ def main() -> int:
         attempts, final = campaign(work, random_kills(args.kills, args.seed))
     failed = [a for a in attempts if a.problems]
     landed = sum(a.landed for a in attempts)
-    exits = [a.exit_seconds for a in attempts if a.exit_seconds is not None]
+    exits = [a.exit_seconds for a in attempts if a.exit_seconds is not None
+             and (a.kill.target, a.kill.signal) != ("worker", "SIGINT")]  # that one goes on
     print(f"\n{len(attempts)} kills ({landed} delivered while the sweep ran), "
-          f"{len(failed)} with problems; slowest exit after a signal {max(exits or [0]):.1f} s")
+          f"{len(failed)} with problems; slowest exit after a stopping signal "
+          f"{max(exits or [0]):.1f} s")
     print("store after the final resume: " + ("complete, every run once, finished runs unchanged"
                                              if not final else "; ".join(final)))
     print(f"wall {time.monotonic() - started:.0f} s, CPU of the sweeps' processes "

@@ -16,10 +16,10 @@ Who writes the store:
 
 Local workers die with their driver: each holds the read end of a pipe (the *lifeline*) whose
 only write end is the driver's, and exits the moment it reads end-of-file there, whether the driver
-exited, was killed (SIGKILL, SIGTERM) or stops the sweep on Ctrl-C. Workers ignore SIGINT (a
-Ctrl-C in a terminal reaches the whole process group): the driver decides what it stops. Once the
-workers are gone the fork server and the resource tracker exit by themselves (each waits for
-end-of-file on a pipe its clients hold).
+exited, was killed (SIGKILL, SIGTERM) or stops the sweep on Ctrl-C. Workers and the fork server
+ignore SIGINT (a Ctrl-C in a terminal reaches the whole process group): the driver decides what it
+stops. Once the workers are gone the fork server and the resource tracker exit by themselves
+(each waits for end-of-file on a pipe its clients hold).
 
 Ray tasks ask for the resources their budget declares: ``num_gpus=1`` when the budget's device is
 CUDA (or ``auto`` on a cluster that has GPUs), ``num_cpus=budget.cpus``, ``memory=budget.memory_gb``
@@ -230,8 +230,9 @@ class LocalExecutor:
                                    initargs=(threads, {k: v for k, v in os.environ.items()
                                                        if k.startswith(_ENV)}, lifeline))
         try:
-            pending = {pool.submit(execute_one, requests[id(plan)], r.run_id, device, True,
-                                   str(store.root), progress) for plan, r in sweep.todo}
+            with _ignoring_interrupts():  # workers spawned here (no fork server) ignore it too
+                pending = {pool.submit(execute_one, requests[id(plan)], r.run_id, device, True,
+                                       str(store.root), progress) for plan, r in sweep.todo}
             while pending:
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
                 for future in done:
@@ -278,16 +279,21 @@ def _ignoring_interrupts() -> Iterator[None]:
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
+    finally:  # None: a handler set outside Python, which it cannot restore
+        signal.signal(signal.SIGINT, signal.SIG_DFL if previous is None else previous)
 
 
 def _start_early() -> None:
-    """Start the fork server now: it imports torch while the driver plans and fills caches."""
+    """Start the fork server now: it imports torch while the driver plans and fills caches.
+
+    It starts with SIGINT ignored (an ignored signal stays ignored across exec; the workers it
+    forks inherit that): a Ctrl-C while it imports torch would otherwise kill it with a traceback.
+    """
     from multiprocessing import forkserver
 
     if _context().get_start_method() == "forkserver":
-        forkserver.ensure_running()
+        with _ignoring_interrupts():
+            forkserver.ensure_running()
 
 
 def _result(future: Any) -> dict[str, Any]:

@@ -73,6 +73,16 @@ def test_three_kills_of_the_campaign_leave_no_process_and_lose_no_run(
     assert len(complete_runs(results)) == 6
 
 
+def test_ctrl_c_while_the_fork_server_starts(workload: faults.Workload, tmp_path: Path) -> None:
+    # the fork server imports torch for seconds before it ignores SIGINT: a Ctrl-C then used to
+    # kill it with a traceback of its own
+    done = faults.attempt(workload, tmp_path / "results",
+                          faults.Kill("ctrl-c", "SIGINT", "forkserver", 0.3))
+    assert done.landed and done.problems == [], done.stderr
+    assert done.returncode == 130 and done.stderr.splitlines()[-1] == "serbench: interrupted"
+    assert "Traceback" not in done.stderr and done.stored == (0, 0)
+
+
 def _long_corpus(emodb_root: Path, folder: Path) -> Path:
     """Six 60 s recordings (EmoDB files of one speaker end to end), 3 speakers: openSMILE spends
     its time inside its C library, where a Ctrl-C used to be lost."""
