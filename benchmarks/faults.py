@@ -370,6 +370,8 @@ def campaign(work: Workload, kills: list[Kill]) -> tuple[list[Attempt], list[str
         _reap()
         attempts.append(a)
         print(_row(len(attempts), a), flush=True)
+        if a.problems:  # what the sweep said, to see why
+            print("     | " + "\n     | ".join(a.stderr.splitlines()[-12:]), flush=True)
         if len(run_digests(results)) == work.runs:
             completions += resume(work, results)
             sweeps += 1

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import sys
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from multiprocessing.connection import Connection
@@ -125,7 +126,6 @@ def _init_local_worker(threads: int, env: Mapping[str, str], lifeline: Connectio
     """Share the cores (N workers × ``threads`` intra-op threads) and take the driver's current
     settings: a forkserver keeps the environment it started with. Leave Ctrl-C to the driver,
     and die with it."""
-    import signal
     import threading
 
     import torch
@@ -230,15 +230,21 @@ class LocalExecutor:
                                    initargs=(threads, {k: v for k, v in os.environ.items()
                                                        if k.startswith(_ENV)}, lifeline))
         try:
-            with _ignoring_interrupts():  # workers spawned here (no fork server) ignore it too
+            caught: list[int] = []
+            # a Ctrl-C while a worker is being started (the fork server may still be importing
+            # torch) waits until it is: a worker started for a driver that has let go of the pool
+            # cannot open the pool's semaphores and dies with a traceback
+            with _on_sigint(lambda *_: caught.append(1)):
                 pending = {pool.submit(execute_one, requests[id(plan)], r.run_id, device, True,
                                        str(store.root), progress) for plan, r in sweep.todo}
+            if caught:
+                raise KeyboardInterrupt
             while pending:
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
                 for future in done:
                     _finish(sweep, _result(future), store_it=False)
         except KeyboardInterrupt:
-            with _ignoring_interrupts():  # the workers stop now: a second Ctrl-C has nothing to do
+            with _on_sigint(signal.SIG_IGN):  # the workers stop now: more Ctrl-C change nothing
                 held.close()
                 pool.shutdown(wait=True, cancel_futures=True)
             left = sum(r.run_id not in sweep.outcomes for _, r in sweep.todo)
@@ -268,15 +274,14 @@ def _context() -> Any:
 
 
 @contextlib.contextmanager
-def _ignoring_interrupts() -> Iterator[None]:
-    """SIGINT ignored for a block (in the main thread), then its handler restored."""
-    import signal
+def _on_sigint(handler: Any) -> Iterator[None]:
+    """``handler`` for SIGINT during a block (in the main thread), then the previous one again."""
     import threading
 
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    previous = signal.signal(signal.SIGINT, handler)
     try:
         yield
     finally:  # None: a handler set outside Python, which it cannot restore
@@ -288,12 +293,17 @@ def _start_early() -> None:
 
     It starts with SIGINT ignored (an ignored signal stays ignored across exec; the workers it
     forks inherit that): a Ctrl-C while it imports torch would otherwise kill it with a traceback.
+    Here SIGINT is blocked meanwhile, so that a Ctrl-C is delivered after, not lost.
     """
     from multiprocessing import forkserver
 
     if _context().get_start_method() == "forkserver":
-        with _ignoring_interrupts():
-            forkserver.ensure_running()
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            with _on_sigint(signal.SIG_IGN):
+                forkserver.ensure_running()
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
 
 def _result(future: Any) -> dict[str, Any]:
