@@ -231,6 +231,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"serbench: error: {error_line(exc)}", file=sys.stderr)
         return EXIT_ERROR
+    finally:
+        if own_process:  # the command is done: a Ctrl-C now would only break Python's exit
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def error_line(exc: BaseException) -> str:
