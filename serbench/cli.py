@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 from typing import Any, Callable, Sequence
 
@@ -255,6 +256,7 @@ def _version() -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    own_process = argv is None  # the command itself, not a caller in Python
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     try:
@@ -268,8 +270,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command != "plugins":  # after the output: an error stays one line
             _warn_left_out(plugins)
         return code
-    except KeyboardInterrupt:
-        print("serbench: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:  # Ctrl-C: one line, no traceback, however often it is pressed
+        if own_process:  # only exiting is left to do
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+        print(f"serbench: interrupted{f': {exc}' if str(exc) else ''}", file=sys.stderr)
         return 130
     except BrokenPipeError:  # `serbench ... | head`: the reader left, which is not an error
         devnull = os.open(os.devnull, os.O_WRONLY)
@@ -280,6 +284,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"serbench: error: {error_line(exc)}", file=sys.stderr)
         return EXIT_ERROR
+    finally:
+        if own_process:  # the command is done: a Ctrl-C now would only break Python's exit
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def error_line(exc: BaseException) -> str:

@@ -14,6 +14,13 @@ Who writes the store:
   worker nodes need the corpus (and their own feature cache) but not the results folder;
 - under torchrun every rank trains the same run and rank 0 writes (:mod:`serbench.distributed`).
 
+Local workers die with their driver: each holds the read end of a pipe (the *lifeline*) whose
+only write end is the driver's, and exits the moment it reads end-of-file there, whether the driver
+exited, was killed (SIGKILL, SIGTERM) or stops the sweep on Ctrl-C. Workers and the fork server
+ignore SIGINT (a Ctrl-C in a terminal reaches the whole process group): the driver decides what it
+stops. Once the workers are gone the fork server and the resource tracker exit by themselves
+(each waits for end-of-file on a pipe its clients hold).
+
 Ray tasks ask for the resources their budget declares: ``num_gpus=1`` when the budget's device is
 CUDA (or ``auto`` on a cluster that has GPUs), ``num_cpus=budget.cpus``, ``memory=budget.memory_gb``
 (GiB).
@@ -23,15 +30,19 @@ sent without waiting: a task blocked in ``ray.get`` would lend its CPUs to anoth
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import sys
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from typing import Any, Callable, Mapping, Sequence
+from multiprocessing.connection import Connection
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from .specs import Budget, ConfigError
 
 Report = Callable[[dict[str, Any]], None]
 EXECUTORS = ("local", "ray")
+EXIT_CUT = 3  # a local worker's exit status when its driver is gone or stopped the sweep
 
 
 class ExecutorError(ConfigError):
@@ -111,15 +122,30 @@ def _host() -> str:
 _ENV = ("SERBENCH_", "HF_", "TRANSFORMERS_")  # what a worker must see as the driver sees it now
 
 
-def _init_local_worker(threads: int, env: Mapping[str, str]) -> None:
+def _init_local_worker(threads: int, env: Mapping[str, str], lifeline: Connection) -> None:
     """Share the cores (N workers × ``threads`` intra-op threads) and take the driver's current
-    settings: a forkserver keeps the environment it started with."""
+    settings: a forkserver keeps the environment it started with. Leave Ctrl-C to the driver,
+    and die with it."""
+    import threading
+
     import torch
 
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(target=_exit_when_cut, args=(lifeline,), name="serbench-lifeline",
+                     daemon=True).start()
     for key in [k for k in os.environ if k.startswith(_ENV) and k not in env]:
         del os.environ[key]
     os.environ.update(env)
     torch.set_num_threads(threads)
+
+
+def _exit_when_cut(lifeline: Connection) -> None:
+    """Wait for end-of-file on the lifeline, then exit at once: the driver is gone or stops the
+    sweep, so this worker takes no further run and stores nothing more (the store's atomic
+    writes leave at most a hidden ``.tmp-`` folder of the run it was writing)."""
+    with contextlib.suppress(EOFError, OSError):
+        lifeline.recv_bytes()
+    os._exit(EXIT_CUT)
 
 
 def _print_progress(run_id: str, message: str) -> None:
@@ -198,19 +224,37 @@ class LocalExecutor:
         n = min(self.workers, len(sweep.todo))
         threads = max(1, (os.cpu_count() or 1) // n)
         progress = None if quiet else _print_progress
-        pool = ProcessPoolExecutor(n, mp_context=_context(),
-                                   initializer=_init_local_worker,
+        ctx = _context()
+        lifeline, held = ctx.Pipe(duplex=False)  # ``held``: the only write end, never shared
+        pool = ProcessPoolExecutor(n, mp_context=ctx, initializer=_init_local_worker,
                                    initargs=(threads, {k: v for k, v in os.environ.items()
-                                                       if k.startswith(_ENV)}))
+                                                       if k.startswith(_ENV)}, lifeline))
         try:
-            pending = {pool.submit(execute_one, requests[id(plan)], r.run_id, device, True,
-                                   str(store.root), progress) for plan, r in sweep.todo}
+            caught: list[int] = []
+            # a Ctrl-C while a worker is being started (the fork server may still be importing
+            # torch) waits until it is: a worker started for a driver that has let go of the pool
+            # cannot open the pool's semaphores and dies with a traceback
+            with _on_sigint(lambda *_: caught.append(1)):
+                pending = {pool.submit(execute_one, requests[id(plan)], r.run_id, device, True,
+                                       str(store.root), progress) for plan, r in sweep.todo}
+            if caught:
+                raise KeyboardInterrupt
             while pending:
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
                 for future in done:
                     _finish(sweep, _result(future), store_it=False)
+        except KeyboardInterrupt:
+            with _on_sigint(signal.SIG_IGN):  # the workers stop now: more Ctrl-C change nothing
+                held.close()
+                pool.shutdown(wait=True, cancel_futures=True)
+            left = sum(r.run_id not in sweep.outcomes for _, r in sweep.todo)
+            raise KeyboardInterrupt(f"stopped the sweep with {left} of {len(sweep.todo)} runs "
+                                    "unfinished; finished runs are stored: run the same command "
+                                    "again to finish the rest") from None
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
+            held.close()
+            lifeline.close()
         return sweep.result()
 
 
@@ -229,12 +273,37 @@ def _context() -> Any:
     return ctx
 
 
+@contextlib.contextmanager
+def _on_sigint(handler: Any) -> Iterator[None]:
+    """``handler`` for SIGINT during a block (in the main thread), then the previous one again."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:  # None: a handler set outside Python, which it cannot restore
+        signal.signal(signal.SIGINT, signal.SIG_DFL if previous is None else previous)
+
+
 def _start_early() -> None:
-    """Start the fork server now: it imports torch while the driver plans and fills caches."""
+    """Start the fork server now: it imports torch while the driver plans and fills caches.
+
+    It starts with SIGINT ignored (an ignored signal stays ignored across exec; the workers it
+    forks inherit that): a Ctrl-C while it imports torch would otherwise kill it with a traceback.
+    Here SIGINT is blocked meanwhile, so that a Ctrl-C is delivered after, not lost.
+    """
     from multiprocessing import forkserver
 
     if _context().get_start_method() == "forkserver":
-        forkserver.ensure_running()
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            with _on_sigint(signal.SIG_IGN):
+                forkserver.ensure_running()
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
 
 def _result(future: Any) -> dict[str, Any]:

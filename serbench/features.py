@@ -513,13 +513,13 @@ def _fill(
     tmp = final.parent / f".tmp-{final.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
     tmp.mkdir(parents=True)
     files = {name: _HashedFile(tmp / name) for name in FILES}
+    progress = _progress(len(utterances), f"features {spec.name} on {dataset}", quiet)
     try:
         model = spec.loader(device)
         model.eval()
         keys: list[str] = []
         skipped: list[dict[str, str]] = []
         offset, layers, dim = 0, 0, 0
-        progress = _progress(len(utterances), f"features {spec.name} on {dataset}", quiet)
         for batch in inference_batches([u.duration or 1.0 for u in utterances]):
             waves, good = [], []
             for i in batch:
@@ -564,7 +564,6 @@ def _fill(
                 files["index.i64"].write(np.array([offset, n], dtype=np.int64))
                 keys.append(u.key)
                 offset += n
-        progress.close()
         if not keys:
             raise ConfigError(f"no usable audio in dataset {dataset}: every file was skipped")
         written = {name: f.close() for name, f in files.items()}
@@ -594,6 +593,7 @@ def _fill(
             _VERIFIED[str(final / name)] = _VERIFIED.pop(str(tmp / name))
         _fsync_dir(final.parent)
     finally:
+        progress.close()  # cleared before an error or "interrupted" line is printed
         for f in files.values():
             f.discard()
         shutil.rmtree(tmp, ignore_errors=True)

@@ -2,11 +2,19 @@
 
 openSMILE works on one signal at a time, so a batch is processed item by item on each utterance's
 valid samples: the batch result is the per-item result by construction.
+
+openSMILE hands its output to a Python callback through ctypes, which prints and drops any
+exception raised inside it. A Ctrl-C landing there would be lost and leave that utterance's features
+NaN (a failed run blaming an innocent file), so SIGINT is held while openSMILE runs and delivered
+as soon as it returns.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import contextlib
+import signal
+import threading
+from typing import Any, Iterator
 
 import torch
 from torch import nn
@@ -45,16 +53,38 @@ class Smile(nn.Module):
                 ) -> tuple[list[torch.Tensor], torch.Tensor]:
         signals = waveforms.detach().float().cpu().numpy()
         feats = []
-        for signal, n in zip(signals, lengths.tolist(), strict=True):
-            x = signal[: int(n)]
+        for wave, n in zip(signals, lengths.tolist(), strict=True):
+            x = wave[: int(n)]
             if x.shape[0] < MIN_SAMPLES:
                 x = _pad(x, MIN_SAMPLES)
-            values = self.smile.process_signal(x, SAMPLE_RATE).to_numpy(dtype="float32")
+            with _interrupts_held():
+                values = self.smile.process_signal(x, SAMPLE_RATE).to_numpy(dtype="float32")
             feats.append(torch.tensor(values))
         frames = torch.tensor([f.shape[0] for f in feats], dtype=torch.long)
         out = nn.utils.rnn.pad_sequence(feats, batch_first=True)
         device = self._anchor.device
         return [out.to(device)], frames.to(device)
+
+
+@contextlib.contextmanager
+def _interrupts_held() -> Iterator[None]:
+    """SIGINT recorded during the block and handed to the previous handler after it (main thread
+    only: elsewhere signals never run Python code)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[Any] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(frame))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_DFL if previous is None else previous)
+    if not caught:
+        return
+    if callable(previous):
+        previous(signal.SIGINT, caught[0])
+    elif previous != signal.SIG_IGN:
+        raise KeyboardInterrupt
 
 
 def _pad(x: Any, n: int) -> Any:
