@@ -18,11 +18,11 @@ import time
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 
-from serbench.features import cached_features
-from serbench.feeds import CachedFeed
-from serbench.metrics import compute_metrics
+from serbench.data.features import cached_features
+from serbench.data.feeds import CachedFeed
+from serbench.judge.metrics import compute_metrics
 from serbench.registry import collect
-from serbench.runner import execute_run, make_plan, resolve_device
+from serbench.run.execution import execute_run, make_plan, resolve_device
 
 
 def split_arrays(feed: CachedFeed, split: str) -> tuple[np.ndarray, np.ndarray, list[str]]:

@@ -8,9 +8,9 @@ The other public modules are ``serbench.testing`` (conformance checks) and ``ser
 
 from typing import TYPE_CHECKING
 
-from .folds import leave_one_group_out
-from .hookspecs import hookimpl
-from .specs import (
+from serbench.data.folds import leave_one_group_out
+from serbench.hookspecs import hookimpl
+from serbench.specs import (
     GENDERS,
     Batch,
     Budget,
@@ -26,7 +26,7 @@ from .specs import (
 )
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
-    from .registry import Components
+    from serbench.registry import Components
 
 __version__ = "0.1.0"
 
@@ -34,7 +34,7 @@ __version__ = "0.1.0"
 def components() -> "Components":
     """Every installed plugin's components: ``components().upstreams.get("example_mfcc")``;
     ``.origin[name]`` is the plugin that registered ``name``."""
-    from .registry import collect
+    from serbench.registry import collect
 
     return collect()
 

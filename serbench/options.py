@@ -8,7 +8,7 @@ import reprlib
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from .specs import ConfigError
+from serbench.specs import ConfigError
 
 
 def parse_pairs(items: Iterable[str], what: str) -> dict[str, str]:

@@ -6,8 +6,8 @@ import difflib
 from dataclasses import dataclass, field
 from typing import Any, Generic, Iterator, TypeVar
 
-from .plugins import Plugins, _describe, make_manager
-from .specs import ConfigError, DatasetSpec, MethodSpec, UpstreamSpec
+from serbench.plugins import Plugins, _describe, make_manager
+from serbench.specs import ConfigError, DatasetSpec, MethodSpec, UpstreamSpec
 
 T = TypeVar("T")
 

@@ -146,7 +146,7 @@ class MethodSpec:
     search_space: Mapping[str, Sequence[Any]] = field(default_factory=dict)
     stages: tuple[Stage, ...] = (Stage("train", 1.0),)
     tunes: tuple[str, ...] = ()
-    # published numbers for this method (serbench.references item mappings, ``upstream`` each)
+    # published numbers for this method (serbench.judge.references item mappings, ``upstream`` each)
     references: tuple[Mapping[str, Any], ...] = ()
 
     def __post_init__(self) -> None:

@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
-from .specs import ConfigError
+from serbench.specs import ConfigError
 
 SCHEMA = 2  # 2: run ids and records carry the data fingerprint (``data_hash``)
 INDEX_VERSION = 2  # PRAGMA user_version of serbench.db; another value is rebuilt

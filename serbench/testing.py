@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .specs import ConfigError, UpstreamSpec
+from serbench.specs import ConfigError, UpstreamSpec
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import torch
@@ -67,7 +67,7 @@ def _describe(exc: Exception) -> str:
 def _run(module: Any, spec: UpstreamSpec, inputs: Any) -> tuple[list[torch.Tensor], torch.Tensor]:
     import torch
 
-    from .contracts import upstream_output
+    from serbench.contracts import upstream_output
 
     with torch.inference_mode():
         if spec.modality == "text":
@@ -283,7 +283,7 @@ def _synthetic_batch(spec: Any, layers: int, dim: int, n_classes: int, seed: int
     """Eight utterances whose class shows in every layer; padding filled with ``garbage``."""
     import torch
 
-    from .specs import Batch
+    from serbench.specs import Batch
 
     gen = torch.Generator().manual_seed(seed)
     labels = torch.arange(8) % n_classes
@@ -315,9 +315,9 @@ def check_method(spec: Any, options: dict[str, Any] | None = None, device: Any =
     """
     import torch
 
-    from .contracts import method_model
-    from .registry import collect
-    from .specs import BuildContext, DatasetSpec, UpstreamSpec
+    from serbench.contracts import method_model
+    from serbench.registry import collect
+    from serbench.specs import BuildContext, DatasetSpec, UpstreamSpec
 
     labels = ("angry", "happy", "neutral", "sad")
     opts = {**spec.defaults, **(options or {})}
@@ -389,10 +389,10 @@ def check_dataset(spec: Any, root: str | Path, options: dict[str, Any] | None = 
     """
     from collections import Counter
 
-    from .audio import AudioError, load_audio
-    from .folds import check_folds
-    from .manifests import audio_path
-    from .specs import GENDERS
+    from serbench.data.audio import AudioError, load_audio
+    from serbench.data.folds import check_folds
+    from serbench.data.manifests import audio_path
+    from serbench.specs import GENDERS
 
     root = Path(root)
     opts = {**spec.options, **(options or {})}

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from serbench.batching import bucket_batches, padding_fraction
-from serbench.budgets import PRESETS
+from serbench.data.batching import bucket_batches, padding_fraction
 from serbench.registry import collect
-from serbench.runner import load_dataset
+from serbench.run.budgets import PRESETS
+from serbench.run.execution import load_dataset
 
 
 @pytest.fixture(scope="module")

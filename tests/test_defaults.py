@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 from scale_helpers import warm_cache
 
-from serbench.budgets import PRESETS
-from serbench.metrics import compute_metrics
+from serbench.judge.metrics import compute_metrics
 from serbench.registry import collect
-from serbench.runner import execute_run, make_plan, resolve_device
+from serbench.run.budgets import PRESETS
+from serbench.run.execution import execute_run, make_plan, resolve_device
 from serbench.specs import Budget, ConfigError, MethodSpec
 
 FROZEN_CLAP = {"text_encoder": "minilm", "finetune_upstream": "false"}

@@ -22,9 +22,9 @@ import soundfile as sf
 import torch
 from torch import nn
 
-from serbench import features
 from serbench.cli import main
-from serbench.features import cached_features, entry_dir, entry_key
+from serbench.data import features
+from serbench.data.features import cached_features, entry_dir, entry_key
 from serbench.specs import ConfigError, UpstreamSpec, Utterance
 
 HOP = 320  # samples per frame at 16 kHz: 50 frames per second, like the SSL encoders
@@ -81,7 +81,7 @@ def calls(counter: Path, kind: str) -> int:
 
 def emodb_subset(emodb_root: Path, n: int) -> list[Utterance]:
     """The first ``n`` EmoDB files (sorted by name) as utterances with their real durations."""
-    from serbench.audio import audio_duration
+    from serbench.data.audio import audio_duration
 
     paths = sorted((emodb_root / "wav").glob("*.wav"))[:n]
     return [Utterance(key=p.stem, path=f"wav/{p.name}", label=p.stem[5], speaker=p.stem[:2],
@@ -121,7 +121,7 @@ def test_entry_holds_every_layer_as_stored_and_is_computed_once(emodb_root: Path
     assert entry.revision == "tiny-r1" and entry.skipped == []
 
     # frames are what the module gives for the utterance alone, in float16
-    from serbench.audio import load_audio
+    from serbench.data.audio import load_audio
 
     u = utts[3]
     wave = torch.from_numpy(load_audio(emodb_root / u.path, 16000))[None]
@@ -435,7 +435,7 @@ def test_a_file_truncated_while_in_use_is_named_not_a_bus_error(emodb_root: Path
     script = (
         "import os, sys\n"
         "from pathlib import Path\n"
-        "from serbench.features import FeatureEntry, read_meta\n"
+        "from serbench.data.features import FeatureEntry, read_meta\n"
         "path = Path(sys.argv[1])\n"
         "entry = FeatureEntry(path, read_meta(path))\n"
         "last = max(entry.keys, key=lambda k: int(entry.index[entry.rows[k], 0]))\n"

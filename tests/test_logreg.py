@@ -11,11 +11,11 @@ import torch
 from sklearn.linear_model import LogisticRegression
 
 from serbench import Budget, ConfigError
-from serbench.features import cached_features
-from serbench.feeds import CachedFeed
-from serbench.metrics import compute_metrics
+from serbench.data.features import cached_features
+from serbench.data.feeds import CachedFeed
+from serbench.judge.metrics import compute_metrics
 from serbench.registry import collect
-from serbench.runner import execute_run, make_plan
+from serbench.run.execution import execute_run, make_plan
 
 GRID = [0.001, 0.01, 0.1, 1.0, 10.0]
 

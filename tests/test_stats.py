@@ -6,11 +6,10 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from serbench.conditions import Condition
-from serbench.leaderboard import Samples, pair
-from serbench.metrics import compute_metrics, metric_from_confusion
-from serbench.simulate import Corpus, make_corpus, pooled, simulate_predictions
-from serbench.stats import (
+from serbench.judge.conditions import Condition
+from serbench.judge.metrics import compute_metrics, metric_from_confusion
+from serbench.judge.simulate import Corpus, make_corpus, pooled, simulate_predictions
+from serbench.judge.stats import (
     Pooled,
     Spread,
     bootstrap_weights,
@@ -27,6 +26,7 @@ from serbench.stats import (
     wilcoxon_matched,
     wilcoxon_signed_rank,
 )
+from serbench.report.leaderboard import Samples, pair
 from serbench.store import Store
 
 LABELS = ("ang", "hap", "neu", "sad")

@@ -11,7 +11,8 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
-from serbench import Batch, ConfigError, training
+from serbench import Batch, ConfigError
+from serbench.run import training
 
 
 def masked_mean(frames: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:

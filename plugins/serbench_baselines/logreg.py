@@ -28,7 +28,8 @@ from typing import Any, Iterable
 import torch
 from torch import nn
 
-from serbench import Batch, BuildContext, ConfigError, training
+from serbench import Batch, BuildContext, ConfigError
+from serbench.run import training
 
 from .layers import LayerSelect, cached_stack, masked_mean
 

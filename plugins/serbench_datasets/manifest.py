@@ -19,7 +19,7 @@ import re
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
-from serbench.folds import leave_one_group_out
+from serbench.data.folds import leave_one_group_out
 from serbench.specs import ConfigError, DatasetSpec, Fold, Utterance
 
 NAME = "manifest"

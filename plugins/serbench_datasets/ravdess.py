@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from serbench.folds import leave_one_group_out
+from serbench.data.folds import leave_one_group_out
 from serbench.specs import ConfigError, DatasetSpec, Fold, Utterance
 
 NAME = "ravdess"

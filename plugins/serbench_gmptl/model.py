@@ -9,7 +9,8 @@ import torch
 from serbench_baselines.layers import LayerSelect, adamw, masked_mean, upstream_hidden
 from torch import nn
 
-from serbench import Batch, BuildContext, ConfigError, training
+from serbench import Batch, BuildContext, ConfigError
+from serbench.run import training
 
 from . import losses
 from .kmeans import Lloyd, assign
