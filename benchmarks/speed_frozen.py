@@ -97,8 +97,8 @@ def floor(spec: Any, waves: dict[str, Any], utts: Sequence[Any], device: Any) ->
 
 def protocol(components: Any, upstream: str, root: Path, budget: Any, seeds: int,
              results: Path, device: Any, workers: int) -> float:
-    from serbench.run.execution import make_plan
     from serbench.run.executors import LocalExecutor
+    from serbench.run.planning import make_plan
     from serbench.store import Store
 
     start = time.perf_counter()
@@ -196,7 +196,8 @@ def run(args: argparse.Namespace, work: Path) -> None:
     from serbench.data.batching import bucket_batches, padding_fraction
     from serbench.data.manifests import audio_path
     from serbench.registry import collect
-    from serbench.run.execution import load_dataset, resolve_device
+    from serbench.run.devices import resolve_device
+    from serbench.run.planning import load_dataset
     from serbench.specs import Budget
 
     device = resolve_device("auto")

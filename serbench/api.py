@@ -35,8 +35,7 @@ RECORD_COLUMNS = ("n_train", "n_dev", "n_test", "upstream_revision", "test_hash"
 
 
 def _store(results: str | Path | None, must_exist: bool = True) -> Store:
-    from serbench.cli.app import default_results
-    from serbench.store import Store
+    from serbench.store import Store, default_results
 
     root = Path(results or default_results())
     if must_exist and not root.is_dir():
@@ -121,8 +120,8 @@ def run(methods: str | Sequence[str], upstreams: str | Sequence[str], dataset: s
     import pandas as pd
 
     from serbench.registry import collect
-    from serbench.run.execution import make_plan
     from serbench.run.executors import make_executor
+    from serbench.run.planning import make_plan
     from serbench.run.preflight import preflight
 
     store = _store(results, must_exist=False)

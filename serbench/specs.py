@@ -295,3 +295,11 @@ class BuildContext:
 
 class ConfigError(ValueError):
     """A bad name, option, budget or input: reported as one line, never a traceback."""
+
+
+def error_line(exc: BaseException) -> str:
+    """One line naming what went wrong; unexpected exceptions keep their type name."""
+    text = " ".join(str(exc).split())
+    if isinstance(exc, (ConfigError, FileNotFoundError, PermissionError)):
+        return text or type(exc).__name__
+    return f"{type(exc).__name__}: {text} (run with --debug for the traceback)"

@@ -44,6 +44,11 @@ _INSERT = (f"INSERT OR REPLACE INTO runs ({', '.join(INDEX_COLUMNS)}) "
 SQLITE_INT = (-(2**63), 2**63)
 
 
+def default_results() -> str:
+    """The results folder when none is named: ``$SERBENCH_RESULTS``, else ``serbench-results``."""
+    return os.environ.get("SERBENCH_RESULTS") or "serbench-results"
+
+
 class StoreError(ConfigError):
     """The results folder cannot be read or written."""
 

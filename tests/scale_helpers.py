@@ -28,7 +28,7 @@ def fill_fbank_cache(data_root: Path) -> None:
 
     from serbench.data.features import cached_features
     from serbench.registry import collect
-    from serbench.run.execution import load_dataset
+    from serbench.run.planning import load_dataset
 
     comps = collect()
     data = load_dataset(comps, "emodb", data_root, None, {})

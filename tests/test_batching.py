@@ -10,7 +10,7 @@ import pytest
 from serbench.data.batching import bucket_batches, padding_fraction
 from serbench.registry import collect
 from serbench.run.budgets import PRESETS
-from serbench.run.execution import load_dataset
+from serbench.run.planning import load_dataset
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from serbench.cli import main
 from serbench.data.features import list_entries
 from serbench.data.manifests import audio_path
 from serbench.registry import collect
-from serbench.run.execution import load_dataset
+from serbench.run.planning import load_dataset
 
 FOUR = ("angry", "happy", "neutral", "sad")
 

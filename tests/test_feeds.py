@@ -19,7 +19,8 @@ from serbench.data import features
 from serbench.data.audio import load_audio
 from serbench.data.feeds import AudioFeed, CachedFeed
 from serbench.registry import collect
-from serbench.run.execution import load_dataset, make_plan, run_plan
+from serbench.run.attempt import run_plan
+from serbench.run.planning import load_dataset, make_plan
 from serbench.run.training import predict, train
 from serbench.specs import Budget, BuildContext, ConfigError
 from serbench.store import Store

@@ -15,7 +15,7 @@ from serbench import Batch, BuildContext, ConfigError
 from serbench.data.features import cached_features
 from serbench.data.feeds import CachedFeed
 from serbench.registry import collect
-from serbench.run.execution import make_plan
+from serbench.run.planning import make_plan
 from serbench.run.training import train
 from serbench.specs import Budget
 

@@ -221,7 +221,7 @@ def estimates(suites: list[Path], throughput: float | None,
     given, else the published totals)."""
     from serbench.registry import collect
     from serbench.run.estimate import LARGE_THROUGHPUT, Corpus, estimate, suite_cells
-    from serbench.run.execution import load_dataset
+    from serbench.run.planning import load_dataset
 
     components = collect()
     corpora = {"iemocap": Corpus.of_view(load_dataset(components, "iemocap", data_root, None,

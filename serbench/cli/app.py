@@ -13,7 +13,7 @@ import os
 import sys
 from typing import Any, Callable, Sequence
 
-from serbench.specs import ConfigError
+from serbench.specs import error_line
 
 EXIT_ERROR = 2
 
@@ -41,10 +41,6 @@ class Cli:
 
 def print_json(obj: Any) -> None:
     print(json.dumps(obj, indent=2, sort_keys=False, default=str))
-
-
-def default_results() -> str:
-    return os.environ.get("SERBENCH_RESULTS") or "serbench-results"
 
 
 # ------------------------------------------------------------------------------------ listings
@@ -280,14 +276,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"serbench: error: {error_line(exc)}", file=sys.stderr)
         return EXIT_ERROR
-
-
-def error_line(exc: BaseException) -> str:
-    """One line naming what went wrong; unexpected exceptions keep their type name."""
-    text = " ".join(str(exc).split())
-    if isinstance(exc, (ConfigError, FileNotFoundError, PermissionError)):
-        return text or type(exc).__name__
-    return f"{type(exc).__name__}: {text} (run with --debug for the traceback)"
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -6,12 +6,12 @@ import argparse
 import sys
 from pathlib import Path
 
-from serbench.cli.app import Cli, default_results, print_json
+from serbench.cli.app import Cli, print_json
 from serbench.judge.metrics import METRICS
 from serbench.judge.stats import ALPHA, N_BOOT
 from serbench.options import check_seed
 from serbench.specs import ConfigError
-from serbench.store import SCHEMA
+from serbench.store import SCHEMA, default_results
 
 
 def _results(p: argparse.ArgumentParser) -> None:

@@ -8,8 +8,9 @@ import os
 import sys
 from typing import Any
 
-from serbench.cli.app import Cli, default_results
+from serbench.cli.app import Cli
 from serbench.data.crosscorpus import add_cross_options, cross_kwargs
+from serbench.store import default_results
 
 
 class Names(argparse.Action):
@@ -86,8 +87,8 @@ def handle(args: argparse.Namespace) -> int:
     from serbench.options import parse_pairs
     from serbench.registry import collect
     from serbench.run.budgets import load_budget_file, resolve_budget
-    from serbench.run.execution import make_plan
     from serbench.run.executors import is_primary, make_executor
+    from serbench.run.planning import make_plan
     from serbench.run.preflight import preflight
     from serbench.run.suites import baseline_groups, load_suite
     from serbench.specs import ConfigError

@@ -19,7 +19,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from serbench.run.execution import DatasetView, load_dataset
+from serbench.run.planning import DatasetView, load_dataset
 from serbench.specs import ConfigError, DatasetSpec, Fold, Utterance
 
 PROTOCOL = "cross_corpus"

@@ -24,8 +24,9 @@ from serbench.judge.conditions import Condition
 from serbench.judge.metrics import compute_metrics
 from serbench.judge.stats import Pooled, pooled_arrays
 from serbench.run.budgets import PRESETS
+from serbench.run.record import RunRecord
 from serbench.specs import Budget
-from serbench.store import SCHEMA, Store, test_set_hash
+from serbench.store import Store, test_set_hash
 
 LABELS = ("ang", "hap", "neu", "sad")
 
@@ -132,15 +133,15 @@ def write_condition(
                       "label": corpus.labels[y[j]], "prediction": corpus.labels[p[j]],
                       "scores": [round(float(x), 4) for x in scores[j]]}
                      for j, i in enumerate(idx)]
-            record = {
-                "schema": SCHEMA, "run_id": run_id, "status": "ok", "error": None, "spec": spec,
-                "options": options, "budget": {**asdict(budget), "signature": budget.signature()},
-                "metrics": compute_metrics(y, p, corpus.labels), "labels": list(corpus.labels),
-                "test_hash": test_set_hash(corpus.keys[idx].tolist()), "n_test": int(idx.size),
-                "environment": {"serbench": __version__, "simulated": True}, "created": created,
-                **(extra or {}),
-            }
-            store.write(record, preds)
+            record = RunRecord(
+                run_id=run_id, status="ok", spec=spec, options=options,
+                budget={**asdict(budget), "signature": budget.signature()},
+                metrics=compute_metrics(y, p, corpus.labels), labels=list(corpus.labels),
+                test_hash=test_set_hash(corpus.keys[idx].tolist()), n_test=int(idx.size),
+                environment={"serbench": __version__, "simulated": True}, created=created,
+                extra=dict(extra or {}),
+            )
+            store.write(record.to_json(), preds)
             ids.append(run_id)
     return ids
 

@@ -24,6 +24,7 @@ import sys
 from dataclasses import dataclass, fields
 from typing import Any, Callable, Iterator, Sequence
 
+from serbench.run.devices import resolve_device
 from serbench.specs import Batch, ConfigError
 
 
@@ -75,54 +76,25 @@ class World:
         return DistributedModel(model, self)
 
 
-_WORLD: World | None = None  # the process group is process-wide state in torch as well
-
-
-def current_world() -> World | None:
-    """The world while a distributed sweep runs in this process, else ``None``."""
-    return _WORLD
-
-
-def pick_device(name: str | None, local_rank: int) -> Any:
-    """``cuda:<local rank>`` when CUDA is asked for or available (auto), else the CPU."""
-    import torch
-
-    name = name or "auto"
-    if name == "cpu":
-        return torch.device("cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"device {name!r} asked for under torchrun, but no CUDA device is "
-                          "available here; use --device cpu or auto")
-    if name in ("auto", "cuda", f"cuda:{local_rank}") and torch.cuda.is_available():
-        return torch.device("cuda", local_rank)
-    if name == "auto":
-        return torch.device("cpu")
-    raise ConfigError(f"under torchrun each rank uses cuda:<LOCAL_RANK>; got --device {name!r} "
-                      "(use auto, cpu or cuda)")
-
-
 @contextlib.contextmanager
 def process_group(device_name: str | None) -> Iterator[World]:
     """Join torchrun's process group for the duration of a sweep."""
-    global _WORLD
     import torch.distributed as dist
 
     found = env_world()
     if found is None:
         raise ConfigError("not launched by torchrun: WORLD_SIZE is unset or 1")
     rank, size, local_rank = found
-    device = pick_device(device_name, local_rank)
+    device = resolve_device(device_name, local_rank)
     backend = "nccl" if device.type == "cuda" else "gloo"
     if device.type == "cuda":
         import torch
 
         torch.cuda.set_device(device)
     dist.init_process_group(backend=backend, rank=rank, world_size=size)
-    _WORLD = World(rank, size, local_rank, device)
     try:
-        yield _WORLD
+        yield World(rank, size, local_rank, device)
     finally:
-        _WORLD = None
         dist.destroy_process_group()
 
 
@@ -226,9 +198,7 @@ class DistributedModel:
 def run_distributed(plans: Sequence[Any], store: Any, *, device: str | None, quiet: bool,
                     report: Callable[[dict[str, Any]], None] | None) -> list[dict[str, Any]]:
     """Every missing run of ``plans``, each trained by all ranks together; rank 0 stores it."""
-    from serbench.cli.app import error_line
-    from serbench.data.audio import AudioError
-    from serbench.run.execution import _notify, execute_run, failed_record, outcome
+    from serbench.run.attempt import attempt, finished, outcome, skipped
 
     if not plans:
         return []
@@ -243,23 +213,15 @@ def run_distributed(plans: Sequence[Any], store: Any, *, device: str | None, qui
         outcomes = []
         for plan, run in runs:
             if run.run_id not in missing:
-                stored = store.read_record(run.run_id) if world.primary else None
-                out = outcome(run, stored, "skipped")
+                out = skipped(run, store if world.primary else None)
             else:
-                try:
-                    record, predictions = execute_run(plan, run, world.device,
-                                                      quiet=quiet or not world.primary)
-                except (AudioError, KeyboardInterrupt):
-                    raise
-                except Exception as exc:
-                    record = failed_record(plan, run, error_line(exc), world.device)
-                    predictions = []
-                    print(f"serbench: rank {world.rank}: {error_line(exc)}", file=sys.stderr)
-                record["environment"]["world_size"] = world.size
-                if world.primary:
-                    store.write(record, predictions)
-                    _notify(plan, record)
-                out = outcome(run, record, record["status"])
+                record, predictions = attempt(plan, run, world.device,
+                                              quiet=quiet or not world.primary, world=world)
+                if record.status == "failed":
+                    print(f"serbench: rank {world.rank}: {record.error}", file=sys.stderr)
+                record.environment["world_size"] = world.size
+                out = (finished(plan, run, record, predictions, store) if world.primary
+                       else outcome(run, record.to_json(), record.status))
                 missing.discard(run.run_id)  # the same cell in another plan is done now
             outcomes.append(out)
             if report and world.primary:

@@ -47,7 +47,7 @@ def _worker_plan(request: Mapping[str, Any]) -> Any:
     import json
 
     from serbench.registry import collect
-    from serbench.run.execution import make_plan
+    from serbench.run.planning import make_plan
 
     key = json.dumps(request, sort_keys=True, default=repr)
     if key not in _PLANS:
@@ -69,9 +69,10 @@ def execute_one(request: Mapping[str, Any], run_id: str, device: str | None, qui
     stores them), or ``{"fatal": message}`` for an error that stops the sweep (bad audio, a plan
     the worker cannot rebuild), which the driver raises.
     """
-    from serbench.cli.app import error_line
     from serbench.data.audio import AudioError
-    from serbench.run.execution import execute_run, failed_record, resolve_device
+    from serbench.run.attempt import attempt
+    from serbench.run.devices import resolve_device
+    from serbench.specs import error_line
     from serbench.store import Store
 
     try:
@@ -90,12 +91,11 @@ def execute_one(request: Mapping[str, Any], run_id: str, device: str | None, qui
             progress(run_id, message)
 
     tell(f"started on {_host()} ({dev})")
-    try:
-        record, predictions = execute_run(plan, run, dev, quiet=quiet, progress=tell)
+    try:  # a run that fails is stored as failed, the sweep goes on
+        run_record, predictions = attempt(plan, run, dev, quiet=quiet, progress=tell)
     except AudioError as exc:
         return {"fatal": error_line(exc)}
-    except Exception as exc:  # this run failed: it is stored as failed, the sweep goes on
-        record, predictions = failed_record(plan, run, error_line(exc), dev), []
+    record = run_record.to_json()
     if results is None:
         return {"record": record, "predictions": predictions}
     Store(results).write(record, predictions)
@@ -136,7 +136,7 @@ class _Sweep:
     """
 
     def __init__(self, plans: Sequence[Any], store: Any, report: Report | None) -> None:
-        from serbench.run.execution import outcome
+        from serbench.run.attempt import is_stored, skipped
 
         self.plans, self.store, self.report = plans, store, report
         self.by_id: dict[str, tuple[Any, Any]] = {}
@@ -147,18 +147,17 @@ class _Sweep:
                 if run.run_id in self.by_id:
                     continue
                 self.by_id[run.run_id] = (plan, run)
-                if run.done or store.has(run.run_id):
-                    self._emit(run.run_id,
-                               outcome(run, store.read_record(run.run_id), "skipped"))
+                if is_stored(run, store):
+                    self._emit(run.run_id, skipped(run, store))
                 else:
                     self.todo.append((plan, run))
 
-    def finished(self, record: Mapping[str, Any]) -> None:
-        from serbench.run.execution import _notify, outcome
+    def finished(self, record: Mapping[str, Any], predictions: list[Any] | None) -> None:
+        """A run a worker finished; ``predictions`` are written here, ``None``: the worker did."""
+        from serbench.run.attempt import finished
 
         plan, run = self.by_id[record["run_id"]]
-        _notify(plan, record)
-        self._emit(run.run_id, outcome(run, record, record["status"]))
+        self._emit(run.run_id, finished(plan, run, record, predictions, self.store))
 
     def _emit(self, run_id: str, out: dict[str, Any]) -> None:
         self.outcomes[run_id] = out
@@ -182,7 +181,9 @@ class LocalExecutor:
 
     def run(self, plans: Sequence[Any], store: Any, *, device: str | None = None,
             quiet: bool = False, report: Report | None = None) -> list[dict[str, Any]]:
-        from serbench.run.execution import prepare_features, resolve_device, run_plan
+        from serbench.run.attempt import run_plan
+        from serbench.run.devices import resolve_device
+        from serbench.run.execution import prepare_features
 
         if self.workers == 1:
             return [o for plan in plans
@@ -251,10 +252,7 @@ def _result(future: Any) -> dict[str, Any]:
 def _finish(sweep: _Sweep, result: Mapping[str, Any], store_it: bool) -> None:
     if "fatal" in result:
         raise ExecutorError(result["fatal"])
-    record = result["record"]
-    if store_it:
-        sweep.store.write(record, result["predictions"])
-    sweep.finished(record)
+    sweep.finished(result["record"], result["predictions"] if store_it else None)
 
 
 def task_resources(budget: Budget, device: str | None,

@@ -51,7 +51,7 @@ from serbench.judge.references import Reference, entry_references
 from serbench.options import SEED_LIMIT, method_options, seed_list, short_repr
 from serbench.registry import Components
 from serbench.run.budgets import budget_from_mapping, resolve_budget
-from serbench.run.execution import DatasetView, Plan, load_dataset, make_plan
+from serbench.run.planning import DatasetView, Plan, load_dataset, make_plan
 from serbench.specs import Budget, ConfigError, MethodSpec
 from serbench.store import Store
 

@@ -1,0 +1,288 @@
+"""Plan a sweep (methods × upstreams × folds × seeds): validate everything that can be known
+before compute (names, options, budget, the data and its folds, what each method requires of the
+data), give each run its id, and mark the runs the store already holds."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from serbench import __version__
+from serbench.options import method_options, seed_list
+from serbench.registry import Components
+from serbench.run.budgets import resolve_budget
+from serbench.specs import (
+    GENDERS,
+    Budget,
+    ConfigError,
+    DatasetSpec,
+    Fold,
+    MethodSpec,
+    RunSpec,
+    UpstreamSpec,
+    Utterance,
+)
+from serbench.store import Store
+
+
+@dataclass
+class DatasetView:
+    """A dataset as one sweep sees it: resolved root, options, utterances and checked folds."""
+
+    spec: DatasetSpec
+    root: Path
+    options: dict[str, Any]
+    protocol: str
+    utterances: list[Utterance]
+    folds: dict[str, Fold]
+    skipped: list[dict[str, str]] = field(default_factory=list)
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        present = {u.label for u in self.utterances}
+        ordered = [lab for lab in self.spec.labels if lab in present]
+        return tuple(ordered + sorted(present - set(ordered)))
+
+
+@dataclass
+class Cell:
+    """One (method, upstream) cell with its validated options."""
+
+    method: MethodSpec
+    upstream: UpstreamSpec
+    options: dict[str, Any]  # every option, defaults included
+    changed: dict[str, Any]  # only those set away from the defaults
+
+
+@dataclass
+class PlannedRun:
+    spec: RunSpec
+    run_id: str
+    condition: Cell
+    done: bool = False
+    data_hash: str = ""  # the fold's data fingerprint (manifests.fold_fingerprints)
+
+
+@dataclass
+class Plan:
+    runs: list[PlannedRun]
+    dataset: DatasetView
+    budget: Budget
+    components: Components
+    skip_bad_audio: bool = False
+    # make_plan's keyword arguments (picklable): worker processes rebuild the same plan from them
+    request: dict[str, Any] = field(default_factory=dict)
+    references: list[dict[str, Any]] = field(default_factory=list)  # published, from a suite
+
+    def todo(self) -> list[PlannedRun]:
+        return [r for r in self.runs if not r.done]
+
+
+def load_dataset(
+    components: Components,
+    name: str,
+    data_root: str | Path | None,
+    protocol: str | None,
+    raw_options: Mapping[str, str],
+    skip_bad_audio: bool = False,
+    with_folds: bool = True,
+) -> DatasetView:
+    """A corpus and its protocol's folds (``with_folds=False``: its utterances only)."""
+    from serbench.data.manifests import dataset_options, load_folds, load_utterances, resolve_root
+
+    spec = components.datasets.get(name)
+    options = dataset_options(spec, raw_options)
+    root = resolve_root(spec, data_root, components.plugins)
+    skipped: list[dict[str, str]] = []
+
+    def on_bad(err: Any) -> None:
+        skipped.append({"path": err.path, "reason": err.problem})
+        print(f"serbench: warning: skipping {err}", file=sys.stderr)
+
+    handler = on_bad if skip_bad_audio else None
+    utterances = load_utterances(spec, root, options, on_bad_audio=handler)
+    if not with_folds:
+        return DatasetView(spec, root, options, "", utterances, {}, skipped)
+    protocol = protocol or spec.default_protocol
+    folds = load_folds(spec, utterances, protocol, options)
+    return DatasetView(spec, root, options, protocol, utterances, {f.name: f for f in folds},
+                       skipped)
+
+
+def check_requirements(cond: Cell, data: DatasetView, components: Components) -> None:
+    """Everything a method needs of the data and the upstream, before any compute."""
+    m, u, opts = cond.method, cond.upstream, cond.options
+    where = f"method {m.name!r} on dataset {data.spec.name!r}"
+    if u.modality != "audio":
+        raise ConfigError(f"{u.name!r} is a text encoder; choose an audio upstream with --upstream")
+    if "gender" in m.requires and not all(x.gender in GENDERS for x in data.utterances):
+        missing = sum(x.gender not in GENDERS for x in data.utterances)
+        raise ConfigError(f"{where}: the method needs speaker gender, which {missing} "
+                          "utterances lack; choose a dataset with gender")
+    if "text" in m.requires and not all(x.text for x in data.utterances):
+        raise ConfigError(f"{where}: the method needs transcripts, which this dataset lacks")
+    if "frames" in m.requires and not u.frame_rate:
+        raise ConfigError(f"method {m.name!r} needs frame-level features, but upstream {u.name!r} "
+                          "gives one vector per utterance; choose a frame-level upstream")
+    finetune = m.finetunes(opts)
+    if finetune and not u.trainable:
+        raise ConfigError(f"method {m.name!r} fine-tunes its upstream, but {u.name!r} has no "
+                          "trainable weights; use --option finetune_upstream=false or another "
+                          "upstream")
+    if finetune and cond.changed.get("normalize", "none") != "none":
+        raise ConfigError(f"method {m.name!r}: normalize={opts['normalize']} applies to frozen "
+                          "features only; use finetune_upstream=false or normalize=none")
+    if opts.get("normalize", "none") not in ("none", "global", "speaker"):
+        raise ConfigError(f"method {m.name!r}: normalize must be none, global or speaker, "
+                          f"got {opts['normalize']!r}")
+    if "text_encoder" in opts:
+        text = components.upstreams.get(str(opts["text_encoder"]))
+        if text.modality != "text":
+            raise ConfigError(f"text_encoder {text.name!r} is an audio upstream; choose a text "
+                              "encoder (serbench list upstreams)")
+
+
+def _versions(components: Components, cond: Cell, dataset: str) -> dict[str, str]:
+    out = {"serbench": __version__}
+    for kind, name in (("methods", cond.method.name), ("upstreams", cond.upstream.name),
+                       ("datasets", dataset)):
+        reg = components.registry(kind)
+        plugin = reg.origin.get(name) or reg.origin.get(name.split(":", 1)[0] + ":", "")
+        info = components.plugins.infos.get(plugin)
+        out[f"plugin:{plugin}"] = info.version if info else "?"
+    return out
+
+
+def run_id_for(spec: RunSpec, budget: Budget, versions: Mapping[str, str],
+               options: Mapping[str, Any] | None = None, data_hash: str = "") -> str:
+    """A hash of the spec, the budget, the code versions, every option the run will use
+    (``options``, defaults included: a changed default is another run, not a stored one) and the
+    fingerprint of the data the run sees (relabelled data is another run)."""
+    body = {"spec": spec.as_dict(), "budget": budget.signature(),
+            "versions": dict(sorted(versions.items())), "data": data_hash}
+    if options is not None:
+        body["options"] = dict(sorted(options.items()))
+    return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def natural_budget(conditions: Sequence[Cell]) -> Budget:
+    """``probe`` when every method trains on frozen features, ``finetune`` when every one
+    fine-tunes its upstream; a sweep mixing both must name the budget its comparison uses."""
+    kinds = {c.method.finetunes(c.options) for c in conditions}
+    if len(kinds) > 1:
+        finetuned = sorted({c.method.name for c in conditions if c.method.finetunes(c.options)})
+        frozen = sorted({c.method.name for c in conditions if not c.method.finetunes(c.options)})
+        raise ConfigError(f"{', '.join(finetuned)} fine-tune their upstream (natural budget "
+                          f"finetune) and {', '.join(frozen)} train on frozen features (natural "
+                          "budget probe); one comparison runs under one budget: pass --budget "
+                          "probe, finetune or smoke")
+    return resolve_budget("finetune" if kinds == {True} else "probe")
+
+
+def run_options(method: MethodSpec, full: dict[str, Any],
+                   changed: Mapping[str, Any]) -> dict[str, Any]:
+    """The options a run uses: ``normalize`` (training-set statistics by default) applies to
+    frozen features only, so a fine-tuned upstream left at the default reads ``none``."""
+    if method.finetunes(full) and "normalize" in full and "normalize" not in changed:
+        return {**full, "normalize": "none"}
+    return full
+
+
+def select_folds(data: DatasetView, wanted: Sequence[str] | None) -> list[str]:
+    names = list(data.folds)
+    if not wanted:
+        return names
+    out = []
+    for w in wanted:
+        if w in data.folds:
+            out.append(w)
+        elif w.isdigit() and 0 <= int(w) < len(names):  # an index into the fold list
+            out.append(names[int(w)])
+        else:
+            raise ConfigError(f"dataset {data.spec.name!r} protocol {data.protocol!r} has no fold "
+                              f"{w!r}; folds: {', '.join(names)} (or indices 0-{len(names) - 1})")
+    return out
+
+
+def make_plan(
+    components: Components,
+    *,
+    methods: Sequence[str],
+    upstreams: Sequence[str],
+    dataset: str,
+    data_root: str | Path | None = None,
+    protocol: str | None = None,
+    budget: Budget | str | None = None,
+    seeds: int | Sequence[int] = 1,
+    folds: Sequence[str] | None = None,
+    options: Mapping[str, Any] | None = None,
+    dataset_options: Mapping[str, str] | None = None,
+    store: Store | None = None,
+    skip_bad_audio: bool = False,
+    data: DatasetView | None = None,
+    references: Sequence[Mapping[str, Any]] = (),
+    test_dataset: str | None = None,
+    test_dataset_options: Mapping[str, str] | None = None,
+    test_data_root: str | Path | None = None,
+    cross_labels: Sequence[str] | None = None,
+) -> Plan:
+    """Validate a sweep and list its runs, marking those the store already holds.
+
+    ``budget=None`` is the methods' natural budget (:func:`natural_budget`); ``references``
+    (published numbers, see serbench.judge.references) go into each run's record.
+    """
+    request = dict(methods=list(methods), upstreams=list(upstreams), dataset=dataset,
+                   data_root=data_root, protocol=protocol, budget=budget, seeds=seeds,
+                   folds=folds, options=dict(options or {}),
+                   dataset_options=dict(dataset_options or {}), skip_bad_audio=skip_bad_audio,
+                   references=[dict(r) for r in references], test_dataset=test_dataset,
+                   test_dataset_options=dict(test_dataset_options or {}),
+                   test_data_root=test_data_root,
+                   cross_labels=list(cross_labels) if cross_labels else None)
+    seeds = seed_list(seeds, "--seeds")
+    conditions = []
+    for m_name in methods:
+        m = components.methods.get(m_name)
+        full, changed = method_options(m.name, m.defaults, options or {})
+        full = run_options(m, full, changed)
+        for u_name in upstreams:
+            conditions.append(Cell(m, components.upstreams.get(u_name), full, changed))
+    if budget is None:
+        budget = natural_budget(conditions)
+    elif isinstance(budget, str):
+        budget = resolve_budget(budget)
+    data = data or load_dataset(components, dataset, data_root, protocol, dataset_options or {},
+                                skip_bad_audio)
+    if test_dataset:  # cross-corpus: train on all of `dataset`, test on all of `test_dataset`
+        from serbench.data.crosscorpus import DEFAULT_LABELS, load_cross
+
+        data = load_cross(components, data, test_dataset, test_data_root or data_root,
+                          test_dataset_options or {}, cross_labels or DEFAULT_LABELS,
+                          skip_bad_audio)
+    for cond in conditions:
+        check_requirements(cond, data, components)
+    fold_names = select_folds(data, folds)
+    from serbench.data.manifests import fold_fingerprints
+
+    prints = fold_fingerprints(data.root, data.utterances, [data.folds[f] for f in fold_names])
+    runs = []
+    for cond in conditions:
+        versions = _versions(components, cond, data.spec.name)
+        for fold in fold_names:
+            for seed in seeds:
+                spec = RunSpec(
+                    upstream=cond.upstream.name, method=cond.method.name,
+                    dataset=data.spec.name, protocol=data.protocol, fold=fold, seed=int(seed),
+                    budget=budget.name, options=cond.changed,
+                    dataset_options={k: v for k, v in data.options.items()
+                                     if v != data.spec.options.get(k)},
+                )
+                rid = run_id_for(spec, budget, versions, cond.options, prints[fold])
+                runs.append(PlannedRun(spec, rid, cond, bool(store and store.has(rid)),
+                                       prints[fold]))
+    return Plan(runs, data, budget, components, skip_bad_audio, request,
+                [dict(r) for r in references])
