@@ -195,9 +195,9 @@ def run(args: argparse.Namespace, work: Path) -> None:
     from serbench.data.audio import load_audio
     from serbench.data.batching import bucket_batches, padding_fraction
     from serbench.data.manifests import audio_path
+    from serbench.data.view import load_dataset
     from serbench.registry import collect
     from serbench.run.devices import resolve_device
-    from serbench.run.planning import load_dataset
     from serbench.specs import Budget
 
     device = resolve_device("auto")

@@ -23,10 +23,11 @@ import numpy as np
 
 from serbench.judge.conditions import Condition, Table, load_tables
 from serbench.judge.metrics import compute_metrics
-from serbench.judge.simulate import make_corpus, simulate_predictions, write_condition
+from serbench.judge.ranking import build
 from serbench.judge.stats import pool
-from serbench.report.leaderboard import build, render
+from serbench.report.render import render
 from serbench.run.budgets import PRESETS
+from serbench.run.simulate import make_corpus, simulate_predictions, write_condition
 from serbench.store import Store, test_set_hash
 
 

@@ -8,7 +8,8 @@ The other public modules are ``serbench.testing`` (conformance checks) and ``ser
 
 from typing import TYPE_CHECKING
 
-from serbench.data.folds import leave_one_group_out
+from serbench.data.digests import file_digests
+from serbench.data.folds import check_folds, leave_one_group_out
 from serbench.hookspecs import hookimpl
 from serbench.specs import (
     GENDERS,
@@ -52,7 +53,9 @@ __all__ = [
     "Stage",
     "UpstreamSpec",
     "Utterance",
+    "check_folds",
     "components",
+    "file_digests",
     "hookimpl",
     "leave_one_group_out",
     "__version__",

@@ -88,7 +88,8 @@ def leaderboard(results: str | Path | None = None, *, dataset: str | None = None
     import pandas as pd
 
     from serbench.judge.conditions import load_tables
-    from serbench.report.leaderboard import build, json_ready, to_rows
+    from serbench.judge.ranking import build
+    from serbench.report.leaderboard import json_ready, to_rows
 
     boards = build(load_tables(_store(results), dataset, budget), metric, baseline, alpha,
                    n_boot, seed)

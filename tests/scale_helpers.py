@@ -27,8 +27,8 @@ def fill_fbank_cache(data_root: Path) -> None:
     import torch
 
     from serbench.data.features import cached_features
+    from serbench.data.view import load_dataset
     from serbench.registry import collect
-    from serbench.run.planning import load_dataset
 
     comps = collect()
     data = load_dataset(comps, "emodb", data_root, None, {})

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from serbench.data.batching import bucket_batches, padding_fraction
+from serbench.data.view import load_dataset
 from serbench.registry import collect
 from serbench.run.budgets import PRESETS
-from serbench.run.planning import load_dataset
 
 
 @pytest.fixture(scope="module")

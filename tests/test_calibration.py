@@ -17,7 +17,15 @@ import pytest
 
 from serbench.cli import main
 from serbench.judge.conditions import Table
-from serbench.judge.simulate import (
+from serbench.judge.ranking import build
+from serbench.judge.stats import (
+    bootstrap_weights,
+    paired_bootstrap,
+    paired_delta,
+    replicate_metric,
+    rng_for,
+)
+from serbench.run.simulate import (
     DESIGNS,
     condition,
     make_corpus,
@@ -26,14 +34,6 @@ from serbench.judge.simulate import (
     verdict_p,
     write_condition,
 )
-from serbench.judge.stats import (
-    bootstrap_weights,
-    paired_bootstrap,
-    paired_delta,
-    replicate_metric,
-    rng_for,
-)
-from serbench.report.leaderboard import build
 from serbench.store import Store
 
 ALPHA = 0.05

@@ -11,8 +11,8 @@ import pytest
 
 from serbench.cli import main
 from serbench.judge.metrics import compute_metrics
-from serbench.judge.simulate import make_corpus, simulate_predictions, write_condition
 from serbench.run.budgets import PRESETS
+from serbench.run.simulate import make_corpus, simulate_predictions, write_condition
 from serbench.store import Store
 
 ISSUE_KEYS = {"a", "b", "delta_uar", "delta_uar_ci", "p_bootstrap", "p_mcnemar", "p_wilcoxon",

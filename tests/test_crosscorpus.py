@@ -15,8 +15,8 @@ from test_datasets_ravdess import build_tree as ravdess_tree
 from serbench.cli import main
 from serbench.data.features import list_entries
 from serbench.data.manifests import audio_path
+from serbench.data.view import load_dataset
 from serbench.registry import collect
-from serbench.run.planning import load_dataset
 
 FOUR = ("angry", "happy", "neutral", "sad")
 
@@ -129,7 +129,7 @@ def test_test_dataset_options_need_a_test_dataset(capsys) -> None:
 
 
 def test_summary_gives_mean_uar_and_mean_rank_over_the_datasets(tmp_path: Path, capsys) -> None:
-    from serbench.judge.simulate import make_corpus, simulate_predictions, write_condition
+    from serbench.run.simulate import make_corpus, simulate_predictions, write_condition
     from serbench.store import Store
 
     rng = np.random.default_rng(2)

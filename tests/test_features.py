@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from serbench.cli import main
-from serbench.data import features
+from serbench.data import digests, features
 from serbench.data.features import cached_features, entry_dir, entry_key
 from serbench.specs import ConfigError, UpstreamSpec, Utterance
 
@@ -187,17 +187,17 @@ def test_digests_are_memoised_and_racy_files_are_not(tmp_path: Path,
     a.write_bytes(b"a" * 1000)
     b.write_bytes(b"b" * 1000)
     hashed: list[str] = []
-    real = features._file_digest
-    monkeypatch.setattr(features, "_file_digest", lambda p: hashed.append(p.name) or real(p))
+    real = digests.file_digest
+    monkeypatch.setattr(digests, "file_digest", lambda p: hashed.append(p.name) or real(p))
     # files changed in the last RACY_NS are hashed every time (a rewrite could share the tick)
-    monkeypatch.setattr(features, "RACY_NS", 10**18)
-    first = features.file_digests([a, b, tmp_path / "missing"])
+    monkeypatch.setattr(digests, "RACY_NS", 10**18)
+    first = digests.file_digests([a, b, tmp_path / "missing"])
     assert first[2] is None and first[0] != first[1]
-    assert features.file_digests([a, b]) == first[:2] and hashed == ["a.bin", "b.bin"] * 2
-    monkeypatch.setattr(features, "RACY_NS", 0)
+    assert digests.file_digests([a, b]) == first[:2] and hashed == ["a.bin", "b.bin"] * 2
+    monkeypatch.setattr(digests, "RACY_NS", 0)
     hashed.clear()
-    features.file_digests([a, b])
-    assert features.file_digests([a, b]) == first[:2] and hashed == ["a.bin", "b.bin"]
+    digests.file_digests([a, b])
+    assert digests.file_digests([a, b]) == first[:2] and hashed == ["a.bin", "b.bin"]
     b.write_bytes(b"c" * 1000)  # same size; its ctime moves
     hashed.clear()
     assert features.file_digests([a, b])[1] != first[1] and hashed == ["b.bin"]

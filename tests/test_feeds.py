@@ -18,9 +18,10 @@ from test_features import CPU, tiny_spec
 from serbench.data import features
 from serbench.data.audio import load_audio
 from serbench.data.feeds import AudioFeed, CachedFeed
+from serbench.data.view import load_dataset
 from serbench.registry import collect
 from serbench.run.attempt import run_plan
-from serbench.run.planning import load_dataset, make_plan
+from serbench.run.planning import make_plan
 from serbench.run.training import predict, train
 from serbench.specs import Budget, BuildContext, ConfigError
 from serbench.store import Store

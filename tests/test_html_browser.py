@@ -21,8 +21,8 @@ import pytest
 
 from serbench.cli import main
 from serbench.judge.compare import compare
-from serbench.judge.simulate import make_corpus, simulate_predictions, write_condition
-from serbench.report.leaderboard import delta_text
+from serbench.judge.text import delta_text
+from serbench.run.simulate import make_corpus, simulate_predictions, write_condition
 from serbench.store import Store
 
 CHROMEDRIVER = Path("/usr/bin/chromedriver")

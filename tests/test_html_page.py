@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from serbench.judge.conditions import load_tables
-from serbench.judge.simulate import make_corpus, simulate_predictions, write_condition
+from serbench.judge.ranking import build
 from serbench.report.html import to_html
-from serbench.report.leaderboard import build
+from serbench.run.simulate import make_corpus, simulate_predictions, write_condition
 from serbench.store import Store
 
 

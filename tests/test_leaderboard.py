@@ -15,8 +15,8 @@ import pytest
 from serbench import __version__
 from serbench.cli import main
 from serbench.judge.metrics import compute_metrics
-from serbench.judge.simulate import make_corpus, simulate_predictions, write_condition
 from serbench.run.budgets import PRESETS
+from serbench.run.simulate import make_corpus, simulate_predictions, write_condition
 from serbench.store import Store
 
 FIXED = Path(__file__).parent / "data" / "leaderboard"

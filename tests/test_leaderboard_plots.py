@@ -51,7 +51,7 @@ def test_long_condition_names_never_push_text_outside_the_figure(tmp_path: Path)
     from matplotlib.text import Text
 
     from serbench.judge.conditions import load_tables
-    from serbench.report.leaderboard import build
+    from serbench.judge.ranking import build
     from serbench.report.plots import confusion_figure, fit_texts, metric_figure, speaker_figure
     from serbench.store import Store
 

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from serbench.cli import main
-from serbench.judge.simulate import make_corpus, simulate_predictions, write_condition
 from serbench.registry import collect
+from serbench.run.simulate import make_corpus, simulate_predictions, write_condition
 from serbench.run.suites import load_suite
 from serbench.specs import ConfigError
 from serbench.store import Store
@@ -141,7 +141,7 @@ def test_reference_mistakes_name_the_file_and_key(tmp_path: Path, refs: str,
 
 
 def test_the_seed_suite_holds_the_papers_numbers_with_sources_and_caveats() -> None:
-    from serbench.judge.references import suite_references
+    from serbench.run.suites import suite_references
 
     refs = suite_references(SUITES / "seeds_iemocap.yaml", collect())
     got = {(r.method, r.upstream, r.metric, r.value, r.gain_over is not None) for r in refs}
@@ -211,9 +211,9 @@ def test_a_plugin_method_spec_carries_references(results) -> None:
     from dataclasses import replace
 
     from serbench.judge.conditions import load_tables
+    from serbench.judge.ranking import build
     from serbench.judge.references import attach
     from serbench.judge.references import collect as known_references
-    from serbench.report.leaderboard import build
 
     root, _ = results
     spec = replace(collect().methods.get("linear"), references=(

@@ -8,7 +8,7 @@ from scipy import stats as sps
 
 from serbench.judge.conditions import Condition
 from serbench.judge.metrics import compute_metrics, metric_from_confusion
-from serbench.judge.simulate import Corpus, make_corpus, pooled, simulate_predictions
+from serbench.judge.ranking import Samples, pair
 from serbench.judge.stats import (
     Pooled,
     Spread,
@@ -26,7 +26,7 @@ from serbench.judge.stats import (
     wilcoxon_matched,
     wilcoxon_signed_rank,
 )
-from serbench.report.leaderboard import Samples, pair
+from serbench.run.simulate import Corpus, make_corpus, pooled, simulate_predictions
 from serbench.store import Store
 
 LABELS = ("ang", "hap", "neu", "sad")

@@ -219,9 +219,9 @@ def estimates(suites: list[Path], throughput: float | None,
               data_root: str | None = None) -> list[tuple[str, Any]]:
     """Per suite: GPU-hours and cache size (durations of the corpora under ``data_root`` when
     given, else the published totals)."""
+    from serbench.data.view import load_dataset
     from serbench.registry import collect
     from serbench.run.estimate import LARGE_THROUGHPUT, Corpus, estimate, suite_cells
-    from serbench.run.planning import load_dataset
 
     components = collect()
     corpora = {"iemocap": Corpus.of_view(load_dataset(components, "iemocap", data_root, None,

@@ -13,10 +13,10 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from serbench_baselines.layers import LayerSelect, adamw, masked_mean, upstream_hidden
 from torch import nn
 
 from serbench import Batch, BuildContext, ConfigError
+from serbench.nn import LayerSelect, adamw, masked_mean, upstream_hidden
 
 from . import estimators
 

@@ -164,7 +164,7 @@ def folder_revision(folder: Path) -> str:
     File digests are memoised by path and stat signature (``serbench.data.features.file_digests``):
     every worker of a sweep names the same revision without reading the weights again.
     """
-    from serbench.data.features import file_digests
+    from serbench import file_digests
 
     files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix in WEIGHT_SUFFIXES)
     if not files:

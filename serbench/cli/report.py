@@ -30,8 +30,8 @@ def _configure(p: argparse.ArgumentParser) -> None:
 
 def _report(args: argparse.Namespace) -> int:
     from serbench.judge.conditions import load_tables
+    from serbench.judge.ranking import build
     from serbench.report.html import to_html
-    from serbench.report.leaderboard import build
     from serbench.report.plots import plot_boards
 
     _check_stats_options(args)

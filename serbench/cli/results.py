@@ -48,7 +48,7 @@ def _check_stats_options(args: argparse.Namespace) -> None:
 
 
 def _configure_leaderboard(p: argparse.ArgumentParser) -> None:
-    from serbench.report.leaderboard import FORMATS
+    from serbench.report.render import FORMATS
 
     _results(p)
     p.add_argument("--dataset", help="only this dataset")
@@ -69,8 +69,10 @@ def _configure_leaderboard(p: argparse.ArgumentParser) -> None:
 
 def _leaderboard(args: argparse.Namespace) -> int:
     from serbench.judge.conditions import load_tables
-    from serbench.judge.references import attach, known
-    from serbench.report.leaderboard import build, render
+    from serbench.judge.ranking import build
+    from serbench.judge.references import attach
+    from serbench.report.render import render
+    from serbench.run.suites import known
 
     _check_stats_options(args)
     store = _store(args)
@@ -140,7 +142,7 @@ def _configure_plot(p: argparse.ArgumentParser) -> None:
 
 def _plot(args: argparse.Namespace) -> int:
     from serbench.judge.conditions import load_tables
-    from serbench.report.leaderboard import build
+    from serbench.judge.ranking import build
     from serbench.report.plots import plot_boards
 
     _check_stats_options(args)

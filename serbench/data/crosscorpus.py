@@ -19,7 +19,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from serbench.run.planning import DatasetView, load_dataset
+from serbench.data.view import DatasetView, load_dataset
 from serbench.specs import ConfigError, DatasetSpec, Fold, Utterance
 
 PROTOCOL = "cross_corpus"

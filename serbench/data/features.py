@@ -39,7 +39,6 @@ import io
 import json
 import os
 import shutil
-import sqlite3
 import sys
 import time
 import uuid
@@ -49,11 +48,13 @@ from typing import Any, BinaryIO, Iterator, Sequence
 import numpy as np
 
 from serbench.data.batching import bucket_batches
+from serbench.data.digests import cache_root, file_digests  # noqa: F401 - file_digests: re-exported
+from serbench.data.digests import file_digest as _file_digest
+from serbench.data.digests import stat_sig as _stat_sig
 from serbench.specs import ConfigError, UpstreamSpec, Utterance
 
 FORMAT = 2
 INFER_SECONDS = 60.0  # padded audio seconds per inference batch
-RACY_NS = 2_000_000_000  # files changed this recently are hashed but their digest not memoised
 FILES = {  # name -> dtype; shapes come from meta.json
     "frames.f16": np.float16,  # one (L, n, D) block per utterance, total_frames * L * D values
     "mean.f32": np.float32,  # (N, L, D) mean over valid frames
@@ -62,28 +63,11 @@ FILES = {  # name -> dtype; shapes come from meta.json
 }
 
 
-def cache_root() -> Path:
-    return Path(os.environ.get("SERBENCH_CACHE") or Path.home() / ".cache" / "serbench")
-
-
 class CacheCorrupt(RuntimeError):
     """A cache file does not match its recorded size or checksum."""
 
 
 # ------------------------------------------------------------------------------- integrity
-
-
-def _stat_sig(path: Path) -> tuple[int, int, int, int]:
-    st = path.stat()
-    return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-
-
-def _file_digest(path: Path) -> str:
-    h = hashlib.blake2b(digest_size=16)
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 22):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 _VERIFIED: dict[str, tuple[int, int, int, int]] = {}  # path -> stat signature when it checked out
@@ -249,58 +233,6 @@ class FeatureEntry:
 
 
 # ------------------------------------------------------------------------------- keys
-
-
-def _digest_db() -> sqlite3.Connection:
-    path = cache_root() / "file-digests.sqlite"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    db = sqlite3.connect(path, timeout=60)
-    db.execute("CREATE TABLE IF NOT EXISTS digest (path TEXT PRIMARY KEY, ino INTEGER, "
-               "size INTEGER, mtime_ns INTEGER, ctime_ns INTEGER, blake2b TEXT)")
-    return db
-
-
-def file_digests(paths: Sequence[Path]) -> list[str | None]:
-    """Content digest of each file (``None`` if missing), memoised per path and stat signature.
-
-    The memo is only a shortcut: if it cannot be opened (a read-only cache) every file is hashed;
-    if it is damaged it is removed, and made again next time.
-    """
-    out: list[str | None] = []
-    db: sqlite3.Connection | None = None
-    try:
-        db = _digest_db()
-        known = {row[0]: (tuple(row[1:5]), row[5]) for row in db.execute("SELECT * FROM digest")}
-    except (OSError, sqlite3.Error) as exc:
-        if db is not None:
-            db.close()
-        if isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.OperationalError):
-            (cache_root() / "file-digests.sqlite").unlink(missing_ok=True)
-        db, known = None, {}
-    fresh = []
-    now = time.time_ns()
-    for p in paths:
-        key = str(Path(p).absolute())
-        try:
-            sig = _stat_sig(Path(p))
-        except OSError:
-            out.append(None)
-            continue
-        memo = known.get(key)
-        if memo and memo[0] == sig:
-            out.append(memo[1])
-            continue
-        digest = _file_digest(Path(p))
-        out.append(digest)
-        if now - max(sig[2], sig[3]) > RACY_NS:
-            fresh.append((key, *sig, digest))
-    if db is not None:
-        with contextlib.closing(db), contextlib.suppress(sqlite3.Error):
-            if fresh:
-                with db:
-                    db.executemany("INSERT OR REPLACE INTO digest VALUES (?, ?, ?, ?, ?, ?)",
-                                   fresh)
-    return out
 
 
 def entry_key(spec: UpstreamSpec, dataset: str, root: Path, utterances: Sequence[Utterance]) -> str:

@@ -23,7 +23,6 @@ import numpy as np
 
 from serbench.data.batching import bucket_batches
 from serbench.data.features import FeatureEntry
-from serbench.run.training import Feed
 from serbench.specs import GENDERS, Batch, ConfigError, Utterance
 
 NORMALIZE = ("none", "global", "speaker")
@@ -58,6 +57,16 @@ class _Split:
             audio_seconds=float(sum(self.durations[i] for i in idx)),
             **inputs,
         )
+
+
+class Feed:
+    """Batches of one fold. ``train`` cycles epochs forever; ``evaluate`` walks a split once."""
+
+    def train(self, seed: int) -> Iterator[Batch]:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def evaluate(self, split: str) -> Iterator[Batch]:  # pragma: no cover - interface
+        raise NotImplementedError
 
 
 class _Base(Feed):

@@ -249,7 +249,7 @@ def fold_fingerprints(root: Path, utterances: Iterable[Utterance], folds: Iterab
     digests are those of the feature cache, memoised per file version, so this costs one read
     of each audio file the first time and a ``stat`` afterwards.
     """
-    from serbench.data.features import file_digests
+    from serbench.data.digests import file_digests
 
     utts = {u.key: u for u in utterances}
     digests = dict(zip(utts, file_digests([audio_path(root, u) for u in utts.values()]),

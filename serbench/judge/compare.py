@@ -14,22 +14,19 @@ import math
 from typing import Any
 
 from serbench.judge.conditions import Condition, Table, find_condition, load_tables
+from serbench.judge.ranking import Samples, pair, signature, summarize
 from serbench.judge.references import claimed_gains, gain_lines
 from serbench.judge.stats import ALPHA, N_BOOT, PairingError, Pooled
-from serbench.report.leaderboard import (
-    Samples,
+from serbench.judge.text import (
     ci_text,
     delta_text,
     display_name,
     mean_std,
     p_text,
-    pair,
     pct,
     plural,
     pooled_ci,
-    signature,
     steps_text,
-    summarize,
 )
 from serbench.specs import ConfigError
 from serbench.store import Store

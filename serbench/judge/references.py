@@ -272,7 +272,7 @@ def attach(boards: Sequence[Any], refs: Sequence[Reference]) -> None:
 def ref_rows(board: Any) -> list[list[str]]:
     """One line per (row, reference): condition, metric, published, measured [CI], verdict,
     protocol, source."""
-    from serbench.report.leaderboard import ci_text, pct
+    from serbench.judge.text import ci_text, pct
 
     out = []
     for row in board.rows:
@@ -296,9 +296,9 @@ def markdown(board: Any) -> list[str]:
     rows = ref_rows(board)
     if not rows:
         return []
-    from serbench.report.leaderboard import _pipe_table
+    from serbench.judge.text import pipe_table
 
-    return ["", "Published references:", "", *_pipe_table(REF_HEADER, rows, {2, 3}), "",
+    return ["", "Published references:", "", *pipe_table(REF_HEADER, rows, {2, 3}), "",
             REF_LEGEND]
 
 
@@ -306,7 +306,7 @@ def latex(board: Any) -> list[str]:
     rows = ref_rows(board)
     if not rows:
         return []
-    from serbench.report.leaderboard import tex
+    from serbench.judge.text import tex
 
     lines = [r"\begin{tabular}{llrrlll}", r"\toprule",
              " & ".join(tex(h) for h in REF_HEADER) + r" \\", r"\midrule"]
@@ -346,7 +346,7 @@ def html(board: Any) -> str:
 
 def gain_lines(claims: Sequence[Mapping[str, Any]]) -> list[str]:
     """The lines ``serbench compare`` prints for claimed gains."""
-    from serbench.report.leaderboard import ci_text, delta_text
+    from serbench.judge.text import ci_text, delta_text
 
     out = []
     for c in claims:
@@ -373,34 +373,10 @@ def entry_references(path: Any, where: str, entry: Mapping[str, Any], e: Any) ->
     return out
 
 
-def suite_references(path: Any, components: Any) -> list[Reference]:
-    """The references of a suite file, validated without reading any corpus."""
-    from pathlib import Path
-
-    from serbench.run.suites import _Checker, _entries, read_suite
-
-    path = Path(path)
-    return [r for e in _entries(_Checker(path), read_suite(path), components, False)
-            for r in e.references]
-
-
-def known(store: Any, boards: Sequence[Any], suites: Sequence[Any] = ()) -> list[Reference]:
-    """References for the conditions of ``boards``: the suite files', the plugins' and the
-    runs' own."""
-    from serbench.registry import collect as components_of
-
-    components = components_of()
-    extra = [r for path in suites for r in suite_references(path, components)]
-    specs = {name: components.methods.get(name)
-             for name in {c.method for b in boards for c in b.table.conditions}
-             if name in components.methods.items}
-    return collect(store, [c for b in boards for c in b.table.conditions], extra, specs)
-
-
 def gain_claims(refs: Sequence[Reference], ca: Any, cb: Any, samples: Any, alpha: float,
                 folds: int) -> list[dict[str, Any]]:
     """Each gain claimed for ``ca`` over ``cb`` against the measured paired Δ and its CI."""
-    from serbench.report.leaderboard import pair
+    from serbench.judge.ranking import pair
 
     out = []
     for r in gains_between(refs, ca, cb):

@@ -13,7 +13,7 @@ import io
 import json
 from typing import Any, Sequence
 
-from serbench.report.leaderboard import METRIC_NAMES, _pipe_table, pct
+from serbench.judge.text import METRIC_NAMES, pct, pipe_table
 from serbench.specs import ConfigError
 
 FORMATS = ("md", "csv", "json")
@@ -57,6 +57,6 @@ def render(rows: Sequence[dict[str, Any]], fmt: str) -> str:
     header = ["condition", "budget", "datasets", f"mean {name} %", "mean rank", "covered"]
     body = [[r["condition"], r["budget"], str(r["datasets"]), pct(r[f"mean_{r['metric']}"]),
              f"{r['mean_rank']:.2f}", ", ".join(r["covered"])] for r in rows]
-    return "\n".join(["### Summary over datasets", "", *_pipe_table(header, body, {2, 3, 4}), "",
+    return "\n".join(["### Summary over datasets", "", *pipe_table(header, body, {2, 3, 4}), "",
                       f"mean {name}: of the pooled {name} of each table; rank: within each "
                       "table (1 = best); conditions covering more datasets first.", ""])

@@ -19,22 +19,21 @@ from serbench import __version__
 from serbench.judge import references as reference_tables
 from serbench.judge.conditions import Condition, format_options
 from serbench.judge.metrics import METRICS
-from serbench.report.html_charts import axis_svg, board_scale, forest_svg, matrix_html, references
-from serbench.report.html_details import detail_html
-from serbench.report.html_style import CSS, JS
-from serbench.report.leaderboard import (
-    MARK,
+from serbench.judge.ranking import MARK, Board
+from serbench.judge.text import (
     METRIC_NAMES,
-    Board,
     delta_text,
     display_name,
-    legend,
     mean_std,
     p_text,
     pct,
     pooled_ci,
     steps_text,
 )
+from serbench.report.html_charts import axis_svg, board_scale, forest_svg, matrix_html, references
+from serbench.report.html_details import detail_html
+from serbench.report.html_style import CSS, JS
+from serbench.report.leaderboard import legend
 
 
 def _num(x: Any) -> str:

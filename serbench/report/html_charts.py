@@ -13,7 +13,8 @@ import math
 from html import escape
 from typing import Any, Sequence
 
-from serbench.report.leaderboard import METRIC_NAMES, Board, ci_text, delta_text, p_text, pct
+from serbench.judge.ranking import Board
+from serbench.judge.text import METRIC_NAMES, ci_text, delta_text, p_text, pct
 
 WIDTH, HEIGHT, PAD = 150, 20, 7  # one forest-plot cell, in px
 

@@ -17,8 +17,8 @@ import numpy as np
 
 from serbench.judge.conditions import Condition, natural
 from serbench.judge.metrics import metric_from_confusion
+from serbench.judge.text import pct
 from serbench.report.html_charts import heat
-from serbench.report.leaderboard import pct
 
 
 def counts(cond: Condition) -> np.ndarray:

@@ -12,7 +12,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from serbench.judge.metrics import metric_from_confusion
-from serbench.report.leaderboard import METRIC_NAMES, Board
+from serbench.judge.ranking import Board
+from serbench.judge.text import METRIC_NAMES
 from serbench.specs import ConfigError
 
 

@@ -15,8 +15,9 @@ from dataclasses import dataclass, replace
 from typing import Any, Callable, Mapping, Sequence
 
 from serbench import __version__
+from serbench.data.view import DatasetView
 from serbench.registry import Components
-from serbench.run.planning import DatasetView, Plan, PlannedRun
+from serbench.run.planning import Plan, PlannedRun
 from serbench.run.record import RunRecord
 from serbench.specs import Budget, BuildContext, ConfigError, MethodSpec, UpstreamSpec, Utterance
 from serbench.store import test_set_hash

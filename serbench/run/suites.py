@@ -47,11 +47,13 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from serbench.data.crosscorpus import CROSS_KEYS, suite_cross
+from serbench.data.view import DatasetView, load_dataset
 from serbench.judge.references import Reference, entry_references
+from serbench.judge.references import collect as collect_references
 from serbench.options import SEED_LIMIT, method_options, seed_list, short_repr
 from serbench.registry import Components
 from serbench.run.budgets import budget_from_mapping, resolve_budget
-from serbench.run.planning import DatasetView, Plan, load_dataset, make_plan
+from serbench.run.planning import Plan, make_plan
 from serbench.specs import Budget, ConfigError, MethodSpec
 from serbench.store import Store
 
@@ -356,3 +358,23 @@ def load_suite(
         except ConfigError as exc:
             raise ConfigError(f"{path}: {e.where}: {exc}") from None
     return suite
+
+
+def suite_references(path: Any, components: Any) -> list[Reference]:
+    """The references of a suite file, validated without reading any corpus."""
+    path = Path(path)
+    return [r for e in _entries(_Checker(path), read_suite(path), components, False)
+            for r in e.references]
+
+
+def known(store: Any, boards: Sequence[Any], suites: Sequence[Any] = ()) -> list[Reference]:
+    """References for the conditions of ``boards``: the suite files', the plugins' and the
+    runs' own."""
+    from serbench.registry import collect as components_of
+
+    components = components_of()
+    extra = [r for path in suites for r in suite_references(path, components)]
+    specs = {name: components.methods.get(name)
+             for name in {c.method for b in boards for c in b.table.conditions}
+             if name in components.methods.items}
+    return collect_references(store, [c for b in boards for c in b.table.conditions], extra, specs)

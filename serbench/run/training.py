@@ -24,6 +24,7 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterator, Sequence
 
+from serbench.data.feeds import Feed
 from serbench.run.progress import step as show_step
 from serbench.specs import Batch, Budget, ConfigError, Stage
 
@@ -68,17 +69,6 @@ class Usage:
             "predict_seconds": round(self.predict_seconds, 3),
             "stages": self.stages,
         }
-
-
-class Feed:
-    """Batches of one fold. ``train`` cycles epochs forever; ``evaluate`` walks a split once."""
-
-    def train(self, seed: int) -> Iterator[Batch]:  # pragma: no cover - interface
-        raise NotImplementedError
-
-    def evaluate(self, split: str) -> Iterator[Batch]:  # pragma: no cover - interface
-        raise NotImplementedError
-
 
 
 _ARMED: list[Any] = [None]  # the clock whose step the alarm may interrupt

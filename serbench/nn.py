@@ -1,7 +1,10 @@
-"""Parts every upstream-based model shares: which hidden state to use, and masked mean pooling.
+"""The public toolkit for method authors: which hidden state to use (one layer or the SUPERB
+weighted sum), masked mean and statistics pooling, the upstream's hidden states whether frozen
+(cached) or fine-tuned, one AdamW helper, and the exception a model raises when its fit is done.
 
-``serbench_clap`` and other first-party methods reuse these, so a layer option means the same
-thing everywhere. Imported only from ``build`` functions: torch may be imported at the top.
+Every first-party method is built from these, as a third-party one would be, so a ``layer``
+option means the same thing everywhere. Imported from ``build`` functions and model modules only:
+torch is imported at the top (``serbench list`` never imports this module).
 """
 
 from __future__ import annotations
@@ -12,7 +15,9 @@ import torch
 from torch import nn
 
 from serbench import Batch, ConfigError
-from serbench.run import training
+from serbench.run.devices import resolve_device
+from serbench.run.training import BudgetExhausted
+from serbench.run.training import adamw as _adamw
 
 
 def masked_mean(frames: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -27,6 +32,19 @@ def masked_mean(frames: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     lengths = lengths.to(frames.device).clamp(1, total)
     mask = (torch.arange(total, device=frames.device)[None, :] < lengths[:, None]).to(frames.dtype)
     return (frames * mask[..., None]).sum(dim=1) / lengths[:, None].to(frames.dtype)
+
+
+def masked_stats(frames: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """``(B, T, D)`` -> ``(B, 2D)``: statistics pooling, the mean and the standard deviation over
+    each row's valid frames side by side (the standard deviation of one frame is 0)."""
+    mean = masked_mean(frames, lengths)
+    total = frames.shape[1]
+    if total == 1:
+        return torch.cat([mean, torch.zeros_like(mean)], dim=1)
+    lengths = lengths.to(frames.device).clamp(1, total)
+    mask = (torch.arange(total, device=frames.device)[None, :] < lengths[:, None]).to(frames.dtype)
+    var = ((frames - mean[:, None]) ** 2 * mask[..., None]).sum(dim=1) / lengths[:, None]
+    return torch.cat([mean, var.clamp_min(0).sqrt()], dim=1)
 
 
 class LayerSelect(nn.Module):
@@ -106,4 +124,17 @@ def adamw(groups: list[tuple[list[nn.Parameter], float]]) -> torch.optim.Optimiz
     kept = [
         {"params": [p for p in params if p.requires_grad], "lr": lr} for params, lr in groups
     ]
-    return training.adamw([g for g in kept if g["params"]])
+    return _adamw([g for g in kept if g["params"]])
+
+
+__all__ = [
+    "BudgetExhausted",
+    "LayerSelect",
+    "adamw",
+    "cached_hidden",
+    "cached_stack",
+    "masked_mean",
+    "masked_stats",
+    "resolve_device",
+    "upstream_hidden",
+]
