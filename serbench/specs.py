@@ -14,6 +14,29 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
     import torch
 
 
+def lazy(target: str) -> Callable[..., Any]:
+    """``"package.module:attr"`` as a callable that imports the module when first called, so a
+    spec stays data (``serbench list`` imports no torch). Specs accept such strings for
+    ``UpstreamSpec.loader`` and ``MethodSpec.build``."""
+    module, sep, attr = target.partition(":")
+    if not sep or not module or not attr:
+        raise ValueError(f"lazy target {target!r} must read 'package.module:attr'")
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        import importlib
+
+        return getattr(importlib.import_module(module), attr)(*args, **kwargs)
+
+    call.__qualname__ = call.__name__ = target
+    return call
+
+
+def _resolve_lazy(spec: Any, name: str) -> None:
+    value = getattr(spec, name)
+    if isinstance(value, str):
+        object.__setattr__(spec, name, lazy(value))
+
+
 # --------------------------------------------------------------------------------------- datasets
 
 
@@ -95,7 +118,7 @@ class UpstreamSpec:
     """
 
     name: str
-    loader: Callable[[Any], Any]
+    loader: Callable[[Any], Any] | str  # or "package.module:attr", imported when called
     modality: Literal["audio", "text"] = "audio"
     sample_rate: int = 16000
     num_layers: int = 1
@@ -107,6 +130,9 @@ class UpstreamSpec:
     source: str = ""
     description: str = ""
     pooling: Literal["mean", "first"] = "mean"
+
+    def __post_init__(self) -> None:
+        _resolve_lazy(self, "loader")
 
 
 # --------------------------------------------------------------------------------------- methods
@@ -133,11 +159,12 @@ class MethodSpec:
     default; an option named ``finetune_upstream`` in ``defaults`` overrides it per run.
     ``defaults`` lists every option the method accepts with its default. ``tunes`` declares
     the options a trial search (``max_trials > 1``) varies: exactly the keys of ``search_space``;
-    each run records those it varied under ``tuned``.
+    each run records those it varied under ``tuned``. ``baseline`` declares the options of the
+    method's paired baseline (the same method with its addition switched off).
     """
 
     name: str
-    build: Callable[[Any], Any]
+    build: Callable[[Any], Any] | str  # or "package.module:attr", imported when called
     description: str = ""
     requires: frozenset[str] = frozenset()
     finetunes_upstream: bool = False
@@ -148,8 +175,12 @@ class MethodSpec:
     tunes: tuple[str, ...] = ()
     # published numbers for this method (serbench.judge.references item mappings, ``upstream`` each)
     references: tuple[Mapping[str, Any], ...] = ()
+    # the options of this method's paired baseline (contrastive_reg: {"alpha": 0.0}), which
+    # suites plan with ``with_baseline``
+    baseline: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
+        _resolve_lazy(self, "build")
         if set(self.tunes) != set(self.search_space):
             raise ValueError(
                 f"method {self.name!r}: tunes={sorted(self.tunes)} must name exactly the options "

@@ -152,3 +152,8 @@ class ContrastiveReg(Fusion):
         if self.alpha == 0.0:
             return ce
         return (1.0 - self.alpha) * ce - self.alpha * self.estimate(audio, text, batch.labels)
+
+
+def build(ctx: BuildContext) -> ContrastiveReg:
+    """``MethodSpec.build`` of ``contrastive_reg``."""
+    return ContrastiveReg(ctx).to(ctx.device)

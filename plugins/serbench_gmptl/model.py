@@ -293,3 +293,8 @@ class GmpTl(nn.Module):
         upstream = list(self.upstream.parameters()) if self.upstream is not None else []
         new = [p for n, p in self.named_parameters() if not n.startswith("upstream.")]
         return adamw([(upstream, self.upstream_lr), (new, self.lr)])
+
+
+def build(ctx: BuildContext) -> GmpTl:
+    """``MethodSpec.build`` of GMP-TL."""
+    return GmpTl(ctx).to(ctx.device)

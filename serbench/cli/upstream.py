@@ -46,11 +46,9 @@ def _validate(args: argparse.Namespace) -> int:
     kind = args.validate_kind
     if kind == "dataset":
         return _validate_dataset(args)
-    device = args.device
-    if device == "auto":
-        import torch
+    from serbench.run.devices import resolve_device
 
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = str(resolve_device(args.device))
     if kind == "method":
         from serbench.options import method_options, parse_pairs
 

@@ -23,9 +23,8 @@ import numpy as np
 
 from serbench.data.batching import bucket_batches
 from serbench.data.features import FeatureEntry
+from serbench.options import NORMALIZE
 from serbench.specs import GENDERS, Batch, ConfigError, Utterance
-
-NORMALIZE = ("none", "global", "speaker")
 
 
 class _Split:

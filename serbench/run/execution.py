@@ -16,10 +16,11 @@ from typing import Any, Callable, Mapping, Sequence
 
 from serbench import __version__
 from serbench.data.view import DatasetView
+from serbench.options import HarnessOptions
 from serbench.registry import Components
-from serbench.run.planning import Plan, PlannedRun
+from serbench.run.planning import Plan, PlannedRun, text_encoder
 from serbench.run.record import RunRecord
-from serbench.specs import Budget, BuildContext, ConfigError, MethodSpec, UpstreamSpec, Utterance
+from serbench.specs import Budget, BuildContext, ConfigError, MethodSpec, Utterance
 from serbench.store import test_set_hash
 
 Progress = Callable[[str], None]
@@ -123,7 +124,7 @@ def load_inputs(plan: Plan, run: PlannedRun, device: Any, quiet: bool) -> Inputs
     entry = _feature_entry(plan, run, device, quiet)
     skipped += [s for s in entry.skipped if s not in skipped]
     splits = {s: [u for u in us if u.key in entry.rows] for s, us in splits.items()}
-    normalize = str(cond.options.get("normalize", "none"))
+    normalize = HarnessOptions.read(cond.method.name, cond.options).normalize
     return Inputs(splits, lambda: CachedFeed(entry, splits, labels, budget.batch_seconds,
                                              pooled=cond.method.inputs == "pooled",
                                              normalize=normalize),
@@ -176,7 +177,7 @@ def search(plan: Plan, run: PlannedRun, feed: Any, device: Any, world: Any,
             model = method_model(cond.method.name, cond.method.build(ctx)).to(device)
         usage = train(world.wrap(model) if world else model, feed, trial_budget,
                       getattr(model, "stages", cond.method.stages),
-                      float(options.get("lr", 1e-3)), device, spec.seed,
+                      HarnessOptions.read(cond.method.name, options).lr, device, spec.seed,
                       plan.dataset.labels, progress=progress, share_seconds=share,
                       spent=built.used, closing_items=closing_items)
         trials.append({"options": options, "best_dev_uar": usage.best_dev_uar,
@@ -198,7 +199,7 @@ def build_context(plan: Plan, run: PlannedRun, options: dict[str, Any], device: 
         dataset=plan.dataset.spec, device=device, seed=run.spec.seed,
         finetune_upstream=cond.method.finetunes(cond.options),
         load_upstream=lambda: cond.upstream.loader(device),
-        text_encoder=lambda name: _text_encoder(plan.components, name),
+        text_encoder=lambda name: text_encoder(plan.components, name),
         stages=cond.method.stages,
     )
 
@@ -250,7 +251,8 @@ def execute_run(plan: Plan, run: PlannedRun, device: Any, quiet: bool = True,
         run_id=run.run_id, status="ok", spec=spec.as_dict(), seeds=seed_record(spec.seed),
         options=fit.options, budget=budget_record(plan.budget, device, frozen=not finetune),
         usage=usage, tuned=fit.tuned, modality=modality(cond.method),
-        transductive=not finetune and fit.options.get("normalize") == "speaker",
+        transductive=not finetune
+        and HarnessOptions.read(cond.method.name, fit.options).normalize == "speaker",
         metrics=compute_metrics(y, pred.tolist(), plan.dataset.labels),
         labels=list(plan.dataset.labels), test_hash=test_set_hash(keys),
         data_hash=run.data_hash, n_train=len(splits["train"]), n_dev=len(splits["dev"]),
@@ -328,13 +330,6 @@ def budget_record(budget: Budget, device: Any, frozen: bool) -> dict[str, Any]:
 def modality(method: MethodSpec) -> str:
     """``audio+text`` for a method that reads transcripts, else ``audio``."""
     return "audio+text" if "text" in method.requires else "audio"
-
-
-def _text_encoder(components: Components, name: str) -> UpstreamSpec:
-    spec = components.upstreams.get(name)
-    if spec.modality != "text":
-        raise ConfigError(f"{name!r} is not a text encoder")
-    return spec
 
 
 def _decode(data: DatasetView, utts: Sequence[Utterance], sample_rate: int,

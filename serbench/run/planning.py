@@ -12,7 +12,7 @@ from typing import Any, Mapping, Sequence
 
 from serbench import __version__
 from serbench.data.view import DatasetView, load_dataset
-from serbench.options import method_options, seed_list
+from serbench.options import HarnessOptions, method_options, seed_list
 from serbench.registry import Components
 from serbench.run.budgets import resolve_budget
 from serbench.specs import (
@@ -83,14 +83,18 @@ def check_requirements(cond: Cell, data: DatasetView, components: Components) ->
     if finetune and cond.changed.get("normalize", "none") != "none":
         raise ConfigError(f"method {m.name!r}: normalize={opts['normalize']} applies to frozen "
                           "features only; use finetune_upstream=false or normalize=none")
-    if opts.get("normalize", "none") not in ("none", "global", "speaker"):
-        raise ConfigError(f"method {m.name!r}: normalize must be none, global or speaker, "
-                          f"got {opts['normalize']!r}")
-    if "text_encoder" in opts:
-        text = components.upstreams.get(str(opts["text_encoder"]))
-        if text.modality != "text":
-            raise ConfigError(f"text_encoder {text.name!r} is an audio upstream; choose a text "
-                              "encoder (serbench list upstreams)")
+    harness = HarnessOptions.read(m.name, opts)
+    if harness.text_encoder is not None:
+        text_encoder(components, harness.text_encoder)
+
+
+def text_encoder(components: Components, name: str) -> UpstreamSpec:
+    """The text upstream named by a method's ``text_encoder`` option (or asked for by its build)."""
+    spec = components.upstreams.get(name)
+    if spec.modality != "text":
+        raise ConfigError(f"text_encoder {spec.name!r} is an audio upstream; choose a text "
+                          "encoder (serbench list upstreams)")
+    return spec
 
 
 def _versions(components: Components, cond: Cell, dataset: str) -> dict[str, str]:

@@ -28,11 +28,11 @@ metric, protocol and source, or a claimed gain over the baseline: see
 beside the measured value), and may override ``dataset``, ``protocol``,
 ``dataset_options``, ``budget``, ``seeds``, ``folds`` and ``with_baseline``.
 
-Baselines: a method declares the options of its paired baseline as a ``baseline`` attribute of
-its ``build`` function (``contrastive_reg``: ``{"alpha": 0.0}``); ``with_baseline: true`` plans
-the same folds and seeds once more with those options, so the paired tests compare the two
-directly. In a file it requires that a method of the entry declares one; ``serbench run --suite
-FILE --with-baseline`` adds the baselines of whichever methods declare one.
+Baselines: a method declares the options of its paired baseline as ``MethodSpec.baseline``
+(``contrastive_reg``: ``{"alpha": 0.0}``); ``with_baseline: true`` plans the same folds and
+seeds once more with those options, so the paired tests compare the two directly. In a file it
+requires that a method of the entry declares one; ``serbench run --suite FILE --with-baseline``
+adds the baselines of whichever methods declare one.
 
 Validation happens before any compute, in two passes: the file's structure (an unknown key or a
 wrong type is one line naming the file and the key), every name, option and budget; then every
@@ -68,9 +68,8 @@ METRICS = ("war", "uar", "macro_f1")
 
 
 def baseline_of(method: MethodSpec) -> dict[str, Any] | None:
-    """The options of a method's declared paired baseline (``build.baseline``), if any."""
-    declared = getattr(method.build, "baseline", None)
-    return dict(declared) if declared else None
+    """The options of a method's declared paired baseline (``MethodSpec.baseline``), if any."""
+    return dict(method.baseline) if method.baseline else None
 
 
 @dataclass
