@@ -250,7 +250,7 @@ def test_predictions_are_cached_and_a_changed_file_is_checked_again(fixed: Path,
 
 
 def test_folds_and_seeds_sort_as_numbers_in_signatures() -> None:
-    from serbench.judge.conditions import natural
+    from serbench.judge.names import natural
 
     assert sorted(["10", "2", "Ses01", 1, "03"], key=natural) == [1, "2", "03", "10", "Ses01"]
 

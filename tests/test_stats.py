@@ -7,15 +7,19 @@ import pytest
 from scipy import stats as sps
 
 from serbench.judge.conditions import Condition
+from serbench.judge.exact import (
+    holm,
+    mcnemar_exact,
+    mcnemar_pooled,
+    wilcoxon_matched,
+    wilcoxon_signed_rank,
+)
 from serbench.judge.metrics import compute_metrics, metric_from_confusion
 from serbench.judge.ranking import Samples, pair
 from serbench.judge.stats import (
     Pooled,
     Spread,
     bootstrap_weights,
-    holm,
-    mcnemar_exact,
-    mcnemar_pooled,
     metric_gradient,
     model_spread,
     paired_bootstrap,
@@ -23,8 +27,6 @@ from serbench.judge.stats import (
     pool,
     replicate_metric,
     rng_for,
-    wilcoxon_matched,
-    wilcoxon_signed_rank,
 )
 from serbench.run.simulate import Corpus, make_corpus, pooled, simulate_predictions
 from serbench.store import Store

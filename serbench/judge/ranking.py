@@ -21,8 +21,10 @@ from typing import Any, Sequence
 import numpy as np
 
 from serbench import __version__
-from serbench.judge.conditions import Condition, Table, find_condition, format_options
+from serbench.judge.conditions import Condition, Table, find_condition
+from serbench.judge.exact import holm, mcnemar_pooled, wilcoxon_matched
 from serbench.judge.metrics import METRICS
+from serbench.judge.names import format_options
 from serbench.judge.stats import (
     ALPHA,
     N_BOOT,
@@ -30,14 +32,11 @@ from serbench.judge.stats import (
     Spread,
     bootstrap_weights,
     check_paired,
-    holm,
-    mcnemar_pooled,
     model_spread,
     paired_delta,
     percentile_ci,
     replicate_metric,
     rng_for,
-    wilcoxon_matched,
 )
 from serbench.judge.text import (
     plural,

@@ -17,8 +17,9 @@ from typing import Any, Sequence
 
 from serbench import __version__
 from serbench.judge import references as reference_tables
-from serbench.judge.conditions import Condition, format_options
+from serbench.judge.conditions import Condition
 from serbench.judge.metrics import METRICS
+from serbench.judge.names import format_options
 from serbench.judge.ranking import MARK, Board
 from serbench.judge.text import (
     METRIC_NAMES,

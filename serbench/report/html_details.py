@@ -15,8 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from serbench.judge.conditions import Condition, natural
+from serbench.judge.conditions import Condition
 from serbench.judge.metrics import metric_from_confusion
+from serbench.judge.names import natural
 from serbench.judge.text import pct
 from serbench.report.html_charts import heat
 

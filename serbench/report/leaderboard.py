@@ -12,8 +12,8 @@ import math
 from typing import Any, Sequence
 
 from serbench.judge import references
-from serbench.judge.conditions import format_options
 from serbench.judge.metrics import METRICS
+from serbench.judge.names import format_options
 from serbench.judge.ranking import MARK, Board
 from serbench.judge.text import (
     METRIC_NAMES,

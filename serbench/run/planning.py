@@ -159,6 +159,40 @@ def select_folds(data: DatasetView, wanted: Sequence[str] | None) -> list[str]:
     return out
 
 
+def cells(components: Components, methods: Sequence[str], upstreams: Sequence[str],
+          options: Mapping[str, Any]) -> list[Cell]:
+    """Every (method, upstream) cell with the method's validated options."""
+    out = []
+    for m_name in methods:
+        m = components.methods.get(m_name)
+        full, changed = method_options(m.name, m.defaults, options)
+        full = run_options(m, full, changed)
+        for u_name in upstreams:
+            out.append(Cell(m, components.upstreams.get(u_name), full, changed))
+    return out
+
+
+def _cell_runs(components: Components, cond: Cell, data: DatasetView, budget: Budget,
+               fold_names: Sequence[str], seeds: Sequence[int], prints: Mapping[str, str],
+               store: Store | None) -> list[PlannedRun]:
+    """One cell's runs, fold by fold and seed by seed, each with its id."""
+    versions = _versions(components, cond, data.spec.name)
+    runs = []
+    for fold in fold_names:
+        for seed in seeds:
+            spec = RunSpec(
+                upstream=cond.upstream.name, method=cond.method.name,
+                dataset=data.spec.name, protocol=data.protocol, fold=fold, seed=int(seed),
+                budget=budget.name, options=cond.changed,
+                dataset_options={k: v for k, v in data.options.items()
+                                 if v != data.spec.options.get(k)},
+            )
+            rid = run_id_for(spec, budget, versions, cond.options, prints[fold])
+            runs.append(PlannedRun(spec, rid, cond, bool(store and store.has(rid)),
+                                   prints[fold]))
+    return runs
+
+
 def make_plan(
     components: Components,
     *,
@@ -195,13 +229,7 @@ def make_plan(
                    test_data_root=test_data_root,
                    cross_labels=list(cross_labels) if cross_labels else None)
     seeds = seed_list(seeds, "--seeds")
-    conditions = []
-    for m_name in methods:
-        m = components.methods.get(m_name)
-        full, changed = method_options(m.name, m.defaults, options or {})
-        full = run_options(m, full, changed)
-        for u_name in upstreams:
-            conditions.append(Cell(m, components.upstreams.get(u_name), full, changed))
+    conditions = cells(components, methods, upstreams, options or {})
     if budget is None:
         budget = natural_budget(conditions)
     elif isinstance(budget, str):
@@ -220,20 +248,7 @@ def make_plan(
     from serbench.data.manifests import fold_fingerprints
 
     prints = fold_fingerprints(data.root, data.utterances, [data.folds[f] for f in fold_names])
-    runs = []
-    for cond in conditions:
-        versions = _versions(components, cond, data.spec.name)
-        for fold in fold_names:
-            for seed in seeds:
-                spec = RunSpec(
-                    upstream=cond.upstream.name, method=cond.method.name,
-                    dataset=data.spec.name, protocol=data.protocol, fold=fold, seed=int(seed),
-                    budget=budget.name, options=cond.changed,
-                    dataset_options={k: v for k, v in data.options.items()
-                                     if v != data.spec.options.get(k)},
-                )
-                rid = run_id_for(spec, budget, versions, cond.options, prints[fold])
-                runs.append(PlannedRun(spec, rid, cond, bool(store and store.has(rid)),
-                                       prints[fold]))
+    runs = [run for cond in conditions
+            for run in _cell_runs(components, cond, data, budget, fold_names, seeds, prints, store)]
     return Plan(runs, data, budget, components, skip_bad_audio, request,
                 [dict(r) for r in references])
