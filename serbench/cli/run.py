@@ -83,19 +83,10 @@ def _count(text: str) -> int | str:
         return text
 
 
-def handle(args: argparse.Namespace) -> int:
-    from serbench.options import parse_pairs
-    from serbench.registry import collect
-    from serbench.run.budgets import load_budget_file, resolve_budget
-    from serbench.run.executors import is_primary, make_executor
-    from serbench.run.planning import make_plan
-    from serbench.run.preflight import preflight
-    from serbench.run.suites import baseline_groups, load_suite
+def _check_sources(args: argparse.Namespace) -> None:
+    """A sweep comes from --suite or from --method, --upstream and --dataset, never both."""
     from serbench.specs import ConfigError
-    from serbench.store import Store
 
-    if args.quiet or args.json:  # model loading bars would drown the one-line-per-run output
-        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     if args.suite and (args.method or args.upstream or args.dataset):
         raise ConfigError("--suite replaces --method, --upstream and --dataset; give one or the "
                           "other")
@@ -105,11 +96,16 @@ def handle(args: argparse.Namespace) -> int:
     if not args.suite and (not args.method or not args.upstream or not args.dataset):
         missing = [f"--{n}" for n in ("method", "upstream", "dataset") if not getattr(args, n)]
         raise ConfigError(f"serbench run needs {', '.join(missing)}")
-    executor = make_executor(args.executor, args.workers, args.address)
-    if not is_primary():  # torchrun ranks > 0 train silently; rank 0 reports and stores
-        args.quiet = True
-    components = collect()
-    store = Store(args.results or default_results())
+
+
+def _plans(args: argparse.Namespace, components: Any, store: Any) -> list[Any]:
+    """The plans of a suite file, or of the command line's sweep (and its paired baselines)."""
+    from serbench.options import parse_pairs
+    from serbench.run.budgets import load_budget_file, resolve_budget
+    from serbench.run.planning import make_plan
+    from serbench.run.suites import baseline_groups, load_suite
+    from serbench.specs import ConfigError
+
     if args.suite:
         suite = load_suite(args.suite, components, data_root=args.data_root, store=store,
                            with_baseline=args.with_baseline, skip_bad_audio=args.skip_bad_audio)
@@ -134,6 +130,24 @@ def handle(args: argparse.Namespace) -> int:
             dataset_options=parse_pairs(args.dataset_option, "--dataset-option"), store=store,
             skip_bad_audio=args.skip_bad_audio, **cross_kwargs(args),
         ) for methods, opts in groups]
+    return plans
+
+
+def handle(args: argparse.Namespace) -> int:
+    from serbench.registry import collect
+    from serbench.run.executors import is_primary, make_executor
+    from serbench.run.preflight import preflight
+    from serbench.store import Store
+
+    if args.quiet or args.json:  # model loading bars would drown the one-line-per-run output
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    _check_sources(args)
+    executor = make_executor(args.executor, args.workers, args.address)
+    if not is_primary():  # torchrun ranks > 0 train silently; rank 0 reports and stores
+        args.quiet = True
+    components = collect()
+    store = Store(args.results or default_results())
+    plans = _plans(args, components, store)
     if args.dry_run:
         return _print_plan(plans, args.json)
     preflight(plans)  # an error every run would meet: once, and nothing stored
