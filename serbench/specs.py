@@ -114,7 +114,8 @@ class UpstreamSpec:
     (B,))``. Text upstreams (``modality="text"``): ``forward(texts: list[str]) -> (list of L tensors
     (B, T, D), token lengths (B,))``; ``pooling`` says how a sentence embedding is taken.
     ``revision`` is the pinned weights revision (``None`` for weight-free extractors); the loaded
-    module may expose a resolved ``revision`` attribute that the run records.
+    module may expose a resolved ``revision`` attribute that the run records. A spec registered
+    under a prefix (``hf:``) with ``for_name`` builds the spec of any ``hf:<rest>`` name.
     """
 
     name: str
@@ -130,9 +131,12 @@ class UpstreamSpec:
     source: str = ""
     description: str = ""
     pooling: Literal["mean", "first"] = "mean"
+    # a factory registered under ``prefix:`` (``hf:``, ``s3prl:``): the spec of ``prefix:<rest>``
+    for_name: Callable[[str], UpstreamSpec] | str | None = None
 
     def __post_init__(self) -> None:
         _resolve_lazy(self, "loader")
+        _resolve_lazy(self, "for_name")
 
 
 # --------------------------------------------------------------------------------------- methods
