@@ -74,3 +74,17 @@ def test_the_run_record_leaves_absent_fields_out_and_keeps_the_key_order() -> No
 
 def test_dataset_and_upstream_helpers_are_public() -> None:
     assert {"leave_one_group_out", "check_folds", "file_digests"} <= set(serbench.__all__)
+
+
+def test_a_prefixed_factory_declares_for_name_as_a_field() -> None:
+    from serbench.registry import Registry
+
+    registry: Registry[UpstreamSpec] = Registry("upstream")
+    registry.add(UpstreamSpec(name="fb:", loader="serbench_upstreams.fbank:load",
+                              for_name="tests.test_toolkit:_fbank_named"), "mine")
+    spec = registry.get("fb:wide")
+    assert (spec.name, spec.hidden_size) == ("fb:wide", 80)
+
+
+def _fbank_named(rest: str) -> UpstreamSpec:
+    return UpstreamSpec(name=f"fb:{rest}", loader="serbench_upstreams.fbank:load", hidden_size=80)
