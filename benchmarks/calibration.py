@@ -3,7 +3,8 @@
     nice python benchmarks/calibration.py                 # the table in benchmarks/RESULTS.md
     nice python benchmarks/calibration.py --sims 200      # quicker, coarser
 
-For every design of :data:`serbench.simulate.DESIGNS` (EmoDB-like: 10 LOSO folds; IEMOCAP-like:
+For every design of :data:`serbench.run.simulate.DESIGNS` (EmoDB-like: 10 LOSO folds;
+IEMOCAP-like:
 5 folds of 2 test speakers; one split of 60 test speakers) and per-model skill SD (0, 0.15, 0.3
 logit; one draw per trained model, i.e. per fold × seed), two conditions with 3 seeds are
 simulated ``--sims`` times. Printed per row: the false-positive rate of the verdict at α = 0.05
@@ -20,7 +21,7 @@ import time
 
 import numpy as np
 
-from serbench.simulate import DESIGNS, verdict_p
+from serbench.run.simulate import DESIGNS, verdict_p
 
 ALPHA = 0.05
 GRID = np.round(np.arange(0.1, 1.51, 0.1), 2)

@@ -18,11 +18,13 @@ import time
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 
-from serbench.features import cached_features
-from serbench.feeds import CachedFeed
-from serbench.metrics import compute_metrics
+from serbench.data.features import cached_features
+from serbench.data.feeds import CachedFeed
+from serbench.judge.metrics import compute_metrics
 from serbench.registry import collect
-from serbench.runner import execute_run, make_plan, resolve_device
+from serbench.run.devices import resolve_device
+from serbench.run.execution import execute_run
+from serbench.run.planning import make_plan
 
 
 def split_arrays(feed: CachedFeed, split: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
@@ -89,7 +91,8 @@ def main() -> None:
           f"{'agree':>7} {'steps':>6} {'stopped':>10} {'seconds':>8}")
     for run in plan.runs:
         started = time.perf_counter()
-        record, predictions = execute_run(plan, run, device)
+        run_record, predictions = execute_run(plan, run, device)
+        record = run_record.to_json()
         seconds = time.perf_counter() - started
         fold = data.folds[run.spec.fold]
         entry = cached_features(comps.upstreams.get(args.upstream), "emodb", data.root,

@@ -20,7 +20,8 @@ through the real ``hf:<dir>`` upstream.
     evaluations (each a forward over the dev audio, at the floor's seconds per audio second).
 
 Threads: forward passes (the floor, the cache fill, the s3prl steps' upstream) use
-``serbench.features.fill_threads()`` (every core). ``--workers`` (default: one per core) says how
+``serbench.data.features.fill_threads()`` (every core). ``--workers`` (default: one per core) says
+how
 many runs train at once; with ``--workers 1`` they train in this process on ``--train-threads``
 (1: a small head trains faster on one intra-op thread than on two that wait for each other).
 
@@ -67,7 +68,7 @@ def build_wavlm(folder: Path) -> Path:
 
 def batch_seconds_for(durations: Sequence[float], items: float) -> float:
     """The smallest ``batch_seconds`` (0.5 s grid) whose buckets hold ``items`` on average."""
-    from serbench.batching import bucket_batches
+    from serbench.data.batching import bucket_batches
 
     seconds = 2 * max(durations)
     while len(durations) / len(bucket_batches(durations, seconds, seed=0)) < items:
@@ -79,7 +80,7 @@ def floor(spec: Any, waves: dict[str, Any], utts: Sequence[Any], device: Any) ->
     """Seconds for one forward pass over every utterance, in the cache's inference batches."""
     import torch
 
-    from serbench.features import fill_threads, inference_batches, threads
+    from serbench.data.features import fill_threads, inference_batches, threads
 
     module = spec.loader(device)
     start = time.perf_counter()
@@ -96,8 +97,8 @@ def floor(spec: Any, waves: dict[str, Any], utts: Sequence[Any], device: Any) ->
 
 def protocol(components: Any, upstream: str, root: Path, budget: Any, seeds: int,
              results: Path, device: Any, workers: int) -> float:
-    from serbench.executors import LocalExecutor
-    from serbench.runner import make_plan
+    from serbench.run.executors import LocalExecutor
+    from serbench.run.planning import make_plan
     from serbench.store import Store
 
     start = time.perf_counter()
@@ -121,8 +122,8 @@ def s3prl_step_seconds(spec: Any, components: Any, data: Any, waves: dict[str, A
     """Mean seconds of a training step that runs the frozen upstream on the batch's audio."""
     import torch
 
-    from serbench.features import fill_threads, threads
-    from serbench.feeds import AudioFeed
+    from serbench.data.features import fill_threads, threads
+    from serbench.data.feeds import AudioFeed
     from serbench.specs import BuildContext
 
     fold = next(iter(data.folds.values()))
@@ -165,7 +166,8 @@ def main() -> None:
                         "(default: one per core)")
     parser.add_argument("--train-threads", type=int, default=1,
                         help="torch threads while training heads with --workers 1 (workers "
-                        "share the cores; forward passes use serbench.features.fill_threads(): "
+                        "share the cores; forward passes use "
+                        "serbench.data.features.fill_threads(): "
                         "every core unless SERBENCH_FILL_THREADS says otherwise)")
     parser.add_argument("--workdir", default=None, help="where the model, cache and results go "
                         "(default: a temporary folder, removed afterwards)")
@@ -174,11 +176,10 @@ def main() -> None:
     import serbench_baselines.probes  # noqa: F401
     import serbench_upstreams.hf_audio  # noqa: F401
 
-    import serbench.feeds
-    import serbench.metrics
-    import serbench.runner
-    import serbench.store
-    import serbench.training  # noqa: F401
+    import serbench.data.feeds
+    import serbench.judge.metrics
+    import serbench.run.execution
+    import serbench.run.training  # noqa: F401
 
     with tempfile.TemporaryDirectory(prefix="serbench-speed-", dir=args.workdir) as tmp:
         work = Path(tmp)
@@ -190,12 +191,13 @@ def main() -> None:
 def run(args: argparse.Namespace, work: Path) -> None:
     import torch
 
-    from serbench import features
-    from serbench.audio import load_audio
-    from serbench.batching import bucket_batches, padding_fraction
-    from serbench.manifests import audio_path
+    from serbench.data import features
+    from serbench.data.audio import load_audio
+    from serbench.data.batching import bucket_batches, padding_fraction
+    from serbench.data.manifests import audio_path
+    from serbench.data.view import load_dataset
     from serbench.registry import collect
-    from serbench.runner import load_dataset, resolve_device
+    from serbench.run.devices import resolve_device
     from serbench.specs import Budget
 
     device = resolve_device("auto")

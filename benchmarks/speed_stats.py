@@ -21,12 +21,13 @@ from pathlib import Path
 
 import numpy as np
 
-from serbench.budgets import PRESETS
-from serbench.conditions import Condition, Table, load_tables
-from serbench.leaderboard import build, render
-from serbench.metrics import compute_metrics
-from serbench.simulate import make_corpus, simulate_predictions, write_condition
-from serbench.stats import pool
+from serbench.judge.conditions import Condition, Table, load_tables
+from serbench.judge.metrics import compute_metrics
+from serbench.judge.ranking import build
+from serbench.judge.stats import pool
+from serbench.report.render import render
+from serbench.run.budgets import PRESETS
+from serbench.run.simulate import make_corpus, simulate_predictions, write_condition
 from serbench.store import Store, test_set_hash
 
 

@@ -31,7 +31,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def _plans(suite: Path, data_root: str | None, folds: int | None) -> list[Any]:
     from serbench.registry import collect
-    from serbench.suites import load_suite
+    from serbench.run.suites import load_suite
 
     plans = [p.plan for p in load_suite(suite, collect(), data_root=data_root).plans]
     if folds:
@@ -45,7 +45,7 @@ def _warm(plans: list[Any]) -> None:
     """Fill the feature cache of every frozen upstream the plans use (timed apart)."""
     import torch
 
-    from serbench.features import cached_features
+    from serbench.data.features import cached_features
 
     done = set()
     for plan in plans:
@@ -62,7 +62,7 @@ def _warm(plans: list[Any]) -> None:
 def _sweep(plans: list[Any], workers: int, results: Path) -> dict[str, Any]:
     import torch
 
-    from serbench.executors import LocalExecutor
+    from serbench.run.executors import LocalExecutor
     from serbench.store import Store
 
     store = Store(results)

@@ -8,9 +8,10 @@ The other public modules are ``serbench.testing`` (conformance checks) and ``ser
 
 from typing import TYPE_CHECKING
 
-from .folds import leave_one_group_out
-from .hookspecs import hookimpl
-from .specs import (
+from serbench.data.digests import file_digests
+from serbench.data.folds import check_folds, leave_one_group_out
+from serbench.hookspecs import hookimpl
+from serbench.specs import (
     GENDERS,
     Batch,
     Budget,
@@ -26,7 +27,7 @@ from .specs import (
 )
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
-    from .registry import Components
+    from serbench.registry import Components
 
 __version__ = "0.1.0"
 
@@ -34,7 +35,7 @@ __version__ = "0.1.0"
 def components() -> "Components":
     """Every installed plugin's components: ``components().upstreams.get("example_mfcc")``;
     ``.origin[name]`` is the plugin that registered ``name``."""
-    from .registry import collect
+    from serbench.registry import collect
 
     return collect()
 
@@ -52,7 +53,9 @@ __all__ = [
     "Stage",
     "UpstreamSpec",
     "Utterance",
+    "check_folds",
     "components",
+    "file_digests",
     "hookimpl",
     "leave_one_group_out",
     "__version__",

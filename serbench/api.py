@@ -21,13 +21,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
-from .specs import ConfigError
-from .stats import ALPHA, N_BOOT
+from serbench.judge.stats import ALPHA, N_BOOT
+from serbench.specs import ConfigError
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import pandas as pd
 
-    from .store import Store
+    from serbench.store import Store
 
 SPEC_COLUMNS = ("method", "upstream", "dataset", "protocol", "fold", "seed", "budget")
 RECORD_COLUMNS = ("n_train", "n_dev", "n_test", "upstream_revision", "test_hash", "created",
@@ -35,8 +35,7 @@ RECORD_COLUMNS = ("n_train", "n_dev", "n_test", "upstream_revision", "test_hash"
 
 
 def _store(results: str | Path | None, must_exist: bool = True) -> Store:
-    from .cli import default_results
-    from .store import Store
+    from serbench.store import Store, default_results
 
     root = Path(results or default_results())
     if must_exist and not root.is_dir():
@@ -88,8 +87,9 @@ def leaderboard(results: str | Path | None = None, *, dataset: str | None = None
     """The leaderboard rows, best first within each (dataset, protocol, budget) table."""
     import pandas as pd
 
-    from .conditions import load_tables
-    from .leaderboard import build, json_ready, to_rows
+    from serbench.judge.conditions import load_tables
+    from serbench.judge.ranking import build
+    from serbench.report.leaderboard import json_ready, to_rows
 
     boards = build(load_tables(_store(results), dataset, budget), metric, baseline, alpha,
                    n_boot, seed)
@@ -100,8 +100,8 @@ def compare(a: str, b: str, *, results: str | Path | None = None, dataset: str |
             budget: str | None = None, alpha: float = ALPHA, n_boot: int = N_BOOT,
             seed: int = 0) -> dict[str, Any]:
     """Paired tests of condition A against B (``method/upstream[key=value]``), with a verdict."""
-    from .compare import compare as paired
-    from .leaderboard import json_ready
+    from serbench.judge.compare import compare as paired
+    from serbench.report.leaderboard import json_ready
 
     return json_ready(paired(_store(results), a, b, dataset, budget, alpha, n_boot, seed))
 
@@ -120,10 +120,10 @@ def run(methods: str | Sequence[str], upstreams: str | Sequence[str], dataset: s
     """
     import pandas as pd
 
-    from .executors import make_executor
-    from .preflight import preflight
-    from .registry import collect
-    from .runner import make_plan
+    from serbench.registry import collect
+    from serbench.run.executors import make_executor
+    from serbench.run.planning import make_plan
+    from serbench.run.preflight import preflight
 
     store = _store(results, must_exist=False)
     plan = make_plan(collect(), methods=_names(methods), upstreams=_names(upstreams),

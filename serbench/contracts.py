@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .specs import ConfigError
+from serbench.specs import ConfigError
 
 
 class ContractError(ConfigError):

@@ -5,10 +5,11 @@ from __future__ import annotations
 import difflib
 import math
 import reprlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from .specs import ConfigError
+from serbench.specs import ConfigError
 
 
 def parse_pairs(items: Iterable[str], what: str) -> dict[str, str]:
@@ -92,6 +93,31 @@ def check_seed(seed: Any, what: str) -> int:
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < SEED_LIMIT:
         raise ConfigError(f"{what}: a seed is an integer from 0 to {SEED_LIMIT - 1}, got {seed!r}")
     return seed
+
+
+NORMALIZE = ("none", "global", "speaker")
+
+
+@dataclass(frozen=True)
+class HarnessOptions:
+    """The method options the harness itself reads, declared here once: a method that lists one
+    in its ``defaults`` gets this meaning. Read (and validated) by :meth:`read`."""
+
+    normalize: str = "none"  # frozen features: none, global (training set) or speaker statistics
+    text_encoder: str | None = None  # a text upstream the method's build asks for by name
+    finetune_upstream: bool | None = None  # None: the method's declared finetunes_upstream
+    lr: float = 1e-3  # the learning rate of the default optimiser
+
+    @classmethod
+    def read(cls, method: str, options: Mapping[str, Any]) -> HarnessOptions:
+        normalize = str(options.get("normalize", "none"))
+        if normalize not in NORMALIZE:
+            raise ConfigError(f"method {method!r}: normalize must be none, global or speaker, "
+                              f"got {options['normalize']!r}")
+        text = options.get("text_encoder")
+        finetune = options.get("finetune_upstream")
+        return cls(normalize, None if text is None else str(text),
+                   None if finetune is None else bool(finetune), float(options.get("lr", 1e-3)))
 
 
 def method_options(

@@ -15,8 +15,8 @@ from typing import Any, Iterable, Mapping
 
 import pluggy
 
-from . import hookspecs
-from .hookspecs import PROJECT
+from serbench import hookspecs
+from serbench.hookspecs import PROJECT
 
 GROUP = "serbench"
 HOOKS = tuple(n for n in dir(hookspecs) if n.startswith("serbench_"))

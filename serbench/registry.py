@@ -6,8 +6,8 @@ import difflib
 from dataclasses import dataclass, field
 from typing import Any, Generic, Iterator, TypeVar
 
-from .plugins import Plugins, _describe, make_manager
-from .specs import ConfigError, DatasetSpec, MethodSpec, UpstreamSpec
+from serbench.plugins import Plugins, _describe, make_manager
+from serbench.specs import ConfigError, DatasetSpec, MethodSpec, UpstreamSpec
 
 T = TypeVar("T")
 
@@ -77,8 +77,8 @@ class Registry(Generic[T]):
     def resolve_prefixed(self, name: str) -> T | None:
         """``prefix:rest`` names (``hf:<dir>``, ``s3prl:<name>``) go to a registered factory.
 
-        A factory is registered under ``prefix:`` and is a spec whose loader builds for any rest:
-        its ``loader`` is called as ``loader.for_name(rest)`` returning the full spec.
+        A factory is registered under ``prefix:`` and is a spec with a ``for_name`` field:
+        ``for_name(rest)`` returns the full spec.
         """
         if ":" not in name:
             return None
@@ -86,7 +86,7 @@ class Registry(Generic[T]):
         factory = self.items.get(prefix)
         if factory is None:
             return None
-        make = getattr(factory.loader, "for_name", None)
+        make = getattr(factory, "for_name", None)
         return make(name.split(":", 1)[1]) if make else None
 
     def __iter__(self) -> Iterator[str]:

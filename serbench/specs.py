@@ -14,6 +14,29 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
     import torch
 
 
+def lazy(target: str) -> Callable[..., Any]:
+    """``"package.module:attr"`` as a callable that imports the module when first called, so a
+    spec stays data (``serbench list`` imports no torch). Specs accept such strings for
+    ``UpstreamSpec.loader`` and ``MethodSpec.build``."""
+    module, sep, attr = target.partition(":")
+    if not sep or not module or not attr:
+        raise ValueError(f"lazy target {target!r} must read 'package.module:attr'")
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        import importlib
+
+        return getattr(importlib.import_module(module), attr)(*args, **kwargs)
+
+    call.__qualname__ = call.__name__ = target
+    return call
+
+
+def _resolve_lazy(spec: Any, name: str) -> None:
+    value = getattr(spec, name)
+    if isinstance(value, str):
+        object.__setattr__(spec, name, lazy(value))
+
+
 # --------------------------------------------------------------------------------------- datasets
 
 
@@ -91,11 +114,12 @@ class UpstreamSpec:
     (B,))``. Text upstreams (``modality="text"``): ``forward(texts: list[str]) -> (list of L tensors
     (B, T, D), token lengths (B,))``; ``pooling`` says how a sentence embedding is taken.
     ``revision`` is the pinned weights revision (``None`` for weight-free extractors); the loaded
-    module may expose a resolved ``revision`` attribute that the run records.
+    module may expose a resolved ``revision`` attribute that the run records. A spec registered
+    under a prefix (``hf:``) with ``for_name`` builds the spec of any ``hf:<rest>`` name.
     """
 
     name: str
-    loader: Callable[[Any], Any]
+    loader: Callable[[Any], Any] | str  # or "package.module:attr", imported when called
     modality: Literal["audio", "text"] = "audio"
     sample_rate: int = 16000
     num_layers: int = 1
@@ -107,6 +131,12 @@ class UpstreamSpec:
     source: str = ""
     description: str = ""
     pooling: Literal["mean", "first"] = "mean"
+    # a factory registered under ``prefix:`` (``hf:``, ``s3prl:``): the spec of ``prefix:<rest>``
+    for_name: Callable[[str], UpstreamSpec] | str | None = None
+
+    def __post_init__(self) -> None:
+        _resolve_lazy(self, "loader")
+        _resolve_lazy(self, "for_name")
 
 
 # --------------------------------------------------------------------------------------- methods
@@ -133,11 +163,12 @@ class MethodSpec:
     default; an option named ``finetune_upstream`` in ``defaults`` overrides it per run.
     ``defaults`` lists every option the method accepts with its default. ``tunes`` declares
     the options a trial search (``max_trials > 1``) varies: exactly the keys of ``search_space``;
-    each run records those it varied under ``tuned``.
+    each run records those it varied under ``tuned``. ``baseline`` declares the options of the
+    method's paired baseline (the same method with its addition switched off).
     """
 
     name: str
-    build: Callable[[Any], Any]
+    build: Callable[[Any], Any] | str  # or "package.module:attr", imported when called
     description: str = ""
     requires: frozenset[str] = frozenset()
     finetunes_upstream: bool = False
@@ -146,10 +177,14 @@ class MethodSpec:
     search_space: Mapping[str, Sequence[Any]] = field(default_factory=dict)
     stages: tuple[Stage, ...] = (Stage("train", 1.0),)
     tunes: tuple[str, ...] = ()
-    # published numbers for this method (serbench.references item mappings, ``upstream`` each)
+    # published numbers for this method (serbench.judge.references item mappings, ``upstream`` each)
     references: tuple[Mapping[str, Any], ...] = ()
+    # the options of this method's paired baseline (contrastive_reg: {"alpha": 0.0}), which
+    # suites plan with ``with_baseline``
+    baseline: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
+        _resolve_lazy(self, "build")
         if set(self.tunes) != set(self.search_space):
             raise ValueError(
                 f"method {self.name!r}: tunes={sorted(self.tunes)} must name exactly the options "
@@ -295,3 +330,11 @@ class BuildContext:
 
 class ConfigError(ValueError):
     """A bad name, option, budget or input: reported as one line, never a traceback."""
+
+
+def error_line(exc: BaseException) -> str:
+    """One line naming what went wrong; unexpected exceptions keep their type name."""
+    text = " ".join(str(exc).split())
+    if isinstance(exc, (ConfigError, FileNotFoundError, PermissionError)):
+        return text or type(exc).__name__
+    return f"{type(exc).__name__}: {text} (run with --debug for the traceback)"

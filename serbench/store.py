@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
-from .specs import ConfigError
+from serbench.specs import ConfigError
 
 SCHEMA = 2  # 2: run ids and records carry the data fingerprint (``data_hash``)
 INDEX_VERSION = 2  # PRAGMA user_version of serbench.db; another value is rebuilt
@@ -42,6 +42,11 @@ INDEX_COLUMNS = (
 _INSERT = (f"INSERT OR REPLACE INTO runs ({', '.join(INDEX_COLUMNS)}) "
            f"VALUES ({', '.join('?' for _ in INDEX_COLUMNS)})")
 SQLITE_INT = (-(2**63), 2**63)
+
+
+def default_results() -> str:
+    """The results folder when none is named: ``$SERBENCH_RESULTS``, else ``serbench-results``."""
+    return os.environ.get("SERBENCH_RESULTS") or "serbench-results"
 
 
 class StoreError(ConfigError):

@@ -26,9 +26,9 @@ def fill_fbank_cache(data_root: Path) -> None:
     """Compute EmoDB's fbank cache entry into ``$SERBENCH_CACHE`` (a no-op when it is there)."""
     import torch
 
-    from serbench.features import cached_features
+    from serbench.data.features import cached_features
+    from serbench.data.view import load_dataset
     from serbench.registry import collect
-    from serbench.runner import load_dataset
 
     comps = collect()
     data = load_dataset(comps, "emodb", data_root, None, {})

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from serbench.audio import AudioError, audio_duration, load_audio
+from serbench.data.audio import AudioError, audio_duration, load_audio
 from serbench.specs import ConfigError
 
 

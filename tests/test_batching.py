@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from serbench.batching import bucket_batches, padding_fraction
-from serbench.budgets import PRESETS
+from serbench.data.batching import bucket_batches, padding_fraction
+from serbench.data.view import load_dataset
 from serbench.registry import collect
-from serbench.runner import load_dataset
+from serbench.run.budgets import PRESETS
 
 
 @pytest.fixture(scope="module")

@@ -16,9 +16,16 @@ import numpy as np
 import pytest
 
 from serbench.cli import main
-from serbench.conditions import Table
-from serbench.leaderboard import build
-from serbench.simulate import (
+from serbench.judge.conditions import Table
+from serbench.judge.ranking import build
+from serbench.judge.stats import (
+    bootstrap_weights,
+    paired_bootstrap,
+    paired_delta,
+    replicate_metric,
+    rng_for,
+)
+from serbench.run.simulate import (
     DESIGNS,
     condition,
     make_corpus,
@@ -26,13 +33,6 @@ from serbench.simulate import (
     simulate_predictions,
     verdict_p,
     write_condition,
-)
-from serbench.stats import (
-    bootstrap_weights,
-    paired_bootstrap,
-    paired_delta,
-    replicate_metric,
-    rng_for,
 )
 from serbench.store import Store
 
@@ -158,7 +158,7 @@ def test_a_condition_ci_covers_the_true_uar_when_models_are_shared() -> None:
     + Z)], Z the simulation's summed normal noise (speaker 0.6, utterance 1, system 0.5, model
     0.3, seed 0.5). The speaker bootstrap alone covered it in 62 % of simulations; with the models'
     variance about 93 % (3 seeds leave the model term only 2 degrees of freedom)."""
-    from serbench.stats import model_spread, percentile_ci
+    from serbench.judge.stats import model_spread, percentile_ci
 
     skill, sd = 0.5, np.sqrt(0.6**2 + 1 + 0.5**2 + 0.3**2 + 0.5**2)
     z = np.random.default_rng(0).normal(0, sd, 2_000_000)

@@ -39,7 +39,7 @@ def test_option_values_keep_their_commas(data_root: Path) -> None:
 
 
 def test_a_tiny_negative_difference_prints_as_zero() -> None:
-    from serbench.leaderboard import delta_text
+    from serbench.judge.text import delta_text
 
     assert [delta_text(d) for d in (-0.0004, -0.0, 0.0004, -0.012)] == [
         "+0.0", "+0.0", "+0.0", "-1.2"]

@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from serbench.budgets import PRESETS
 from serbench.cli import main
-from serbench.metrics import compute_metrics
-from serbench.simulate import make_corpus, simulate_predictions, write_condition
+from serbench.judge.metrics import compute_metrics
+from serbench.run.budgets import PRESETS
+from serbench.run.simulate import make_corpus, simulate_predictions, write_condition
 from serbench.store import Store
 
 ISSUE_KEYS = {"a", "b", "delta_uar", "delta_uar_ci", "p_bootstrap", "p_mcnemar", "p_wilcoxon",

@@ -14,12 +14,14 @@ from serbench_contrastive import estimators
 from serbench_contrastive.model import ContrastiveReg, Fusion
 
 from serbench import BuildContext, ConfigError
-from serbench.features import cached_features
-from serbench.feeds import CachedFeed
+from serbench.data.features import cached_features
+from serbench.data.feeds import CachedFeed
+from serbench.data.view import load_dataset
 from serbench.registry import collect
-from serbench.runner import check_requirements, load_dataset, make_plan, seed_everything
+from serbench.run.execution import seed_everything
+from serbench.run.planning import check_requirements, make_plan
+from serbench.run.training import predict, train
 from serbench.specs import Budget, Stage
-from serbench.training import predict, train
 
 
 def dot(a: torch.Tensor, t: torch.Tensor) -> torch.Tensor:

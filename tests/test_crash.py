@@ -19,7 +19,7 @@ from typing import Callable
 
 from scale_helpers import SWEEP, complete_runs, digest_tree, serbench, start
 
-from serbench.features import open_entry
+from serbench.data.features import open_entry
 from serbench.store import Store
 
 

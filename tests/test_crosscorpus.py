@@ -13,10 +13,10 @@ from test_datasets_iemocap import build_tree as iemocap_tree
 from test_datasets_ravdess import build_tree as ravdess_tree
 
 from serbench.cli import main
-from serbench.features import list_entries
-from serbench.manifests import audio_path
+from serbench.data.features import list_entries
+from serbench.data.manifests import audio_path
+from serbench.data.view import load_dataset
 from serbench.registry import collect
-from serbench.runner import load_dataset
 
 FOUR = ("angry", "happy", "neutral", "sad")
 
@@ -129,7 +129,7 @@ def test_test_dataset_options_need_a_test_dataset(capsys) -> None:
 
 
 def test_summary_gives_mean_uar_and_mean_rank_over_the_datasets(tmp_path: Path, capsys) -> None:
-    from serbench.simulate import make_corpus, simulate_predictions, write_condition
+    from serbench.run.simulate import make_corpus, simulate_predictions, write_condition
     from serbench.store import Store
 
     rng = np.random.default_rng(2)
@@ -158,7 +158,7 @@ def test_summary_gives_mean_uar_and_mean_rank_over_the_datasets(tmp_path: Path, 
 
 
 def test_suites_name_a_test_dataset(tmp_path: Path) -> None:
-    from serbench.suites import _Checker, _entries, load_suite, read_suite
+    from serbench.run.suites import _Checker, _entries, load_suite, read_suite
 
     shipped = Path(__file__).resolve().parents[1] / "benchmarks" / "suites" / "cross_corpus.yaml"
     entries = _entries(_Checker(shipped), read_suite(shipped), collect(), False)

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from serbench.audio import AudioError
+from serbench.data.audio import AudioError
+from serbench.data.manifests import cache_dir, dataset_options, load_utterances, resolve_root
 from serbench.hookspecs import hookimpl
-from serbench.manifests import cache_dir, dataset_options, load_utterances, resolve_root
 from serbench.plugins import make_manager
 from serbench.registry import collect
 from serbench.specs import ConfigError

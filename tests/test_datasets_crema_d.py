@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from serbench.manifests import load_folds, load_utterances, resolve_root
+from serbench.data.manifests import load_folds, load_utterances, resolve_root
 from serbench.registry import collect
 from serbench.specs import ConfigError
 

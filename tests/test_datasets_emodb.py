@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from serbench.manifests import dataset_options, load_folds, load_utterances, resolve_root
+from serbench.data.manifests import dataset_options, load_folds, load_utterances, resolve_root
 from serbench.registry import collect
 from serbench.specs import ConfigError
 

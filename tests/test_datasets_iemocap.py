@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from serbench.audio import AudioError
-from serbench.manifests import (
+from serbench.data.audio import AudioError
+from serbench.data.manifests import (
     dataset_options,
     load_folds,
     load_utterances,

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from serbench.manifests import (
+from serbench.data.manifests import (
     dataset_options,
     load_folds,
     load_utterances,

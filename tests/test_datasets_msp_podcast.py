@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from serbench.folds import ProtocolError
-from serbench.manifests import load_folds, load_utterances
+from serbench.data.folds import ProtocolError
+from serbench.data.manifests import load_folds, load_utterances
 from serbench.registry import collect
 from serbench.specs import ConfigError
 
@@ -89,8 +89,8 @@ def test_unknown_speakers_take_training_statistics_under_speaker_normalisation(
         spec, tmp_path: Path) -> None:
     from test_features import CPU, tiny_spec
 
-    from serbench import features
-    from serbench.feeds import CachedFeed
+    from serbench.data import features
+    from serbench.data.feeds import CachedFeed
 
     root = build_tree(tmp_path)
     rng = np.random.default_rng(0)

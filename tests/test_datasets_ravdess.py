@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from serbench.audio import load_audio
-from serbench.manifests import dataset_options, load_folds, load_utterances, resolve_root
+from serbench.data.audio import load_audio
+from serbench.data.manifests import dataset_options, load_folds, load_utterances, resolve_root
 from serbench.registry import collect
 from serbench.specs import ConfigError
 

@@ -12,7 +12,7 @@ import pytest
 import torch
 from scale_helpers import REPO, SWEEP, complete_runs, serbench, warm_cache
 
-from serbench.distributed import env_world, shard
+from serbench.run.distributed import env_world, shard
 from serbench.specs import Batch
 
 

@@ -7,10 +7,12 @@ from pathlib import Path
 import pytest
 from scale_helpers import warm_cache
 
-from serbench.budgets import PRESETS
-from serbench.metrics import compute_metrics
+from serbench.judge.metrics import compute_metrics
 from serbench.registry import collect
-from serbench.runner import execute_run, make_plan, resolve_device
+from serbench.run.budgets import PRESETS
+from serbench.run.devices import resolve_device
+from serbench.run.execution import execute_run
+from serbench.run.planning import make_plan
 from serbench.specs import Budget, ConfigError, MethodSpec
 
 FROZEN_CLAP = {"text_encoder": "minilm", "finetune_upstream": "false"}
@@ -71,7 +73,7 @@ def _trials_run(data_root: Path, method: str, max_trials: int,
                     max_trials=max_trials, eval_every=2)
     plan = make_plan(collect(), methods=[method], upstreams=["fbank"], dataset="emodb",
                      data_root=data_root, folds=["0"], budget=budget, seeds=1, options=options)
-    return budget, execute_run(plan, plan.runs[0], resolve_device("cpu"))[0]
+    return budget, execute_run(plan, plan.runs[0], resolve_device("cpu"))[0].to_json()
 
 
 @pytest.mark.usefixtures(warm_cache.__name__)
@@ -117,7 +119,8 @@ def test_every_method_that_runs_on_egemaps_beats_twice_chance_under_smoke(
         truth: list[str] = []
         guess: list[str] = []
         for run in plan.runs:
-            record, predictions = execute_run(plan, run, device)
+            run_record, predictions = execute_run(plan, run, device)
+            record = run_record.to_json()
             assert record["modality"] == ("audio+text" if method == "contrastive_reg"
                                           else "audio")
             truth += [p["label"] for p in predictions]

@@ -50,7 +50,7 @@ def test_same_run_twice_gives_identical_predictions(data_root: Path, tmp_path: P
 @pytest.mark.usefixtures(warm_cache.__name__)
 def test_another_seed_is_another_run(data_root: Path, tmp_path: Path) -> None:
     from serbench.registry import collect
-    from serbench.runner import make_plan
+    from serbench.run.planning import make_plan
 
     plan = make_plan(collect(), methods=["linear"], upstreams=["fbank"], dataset="emodb",
                      data_root=data_root, seeds=2, folds=["2"])

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from serbench.budgets import PRESETS
-from serbench.estimate import Cell, Corpus, cache_bytes, estimate, suite_cells
 from serbench.registry import collect
+from serbench.run.budgets import PRESETS
+from serbench.run.estimate import Cell, Corpus, cache_bytes, estimate, suite_cells
 
 REPO = Path(__file__).resolve().parents[1]
 

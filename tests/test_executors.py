@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from scale_helpers import complete_runs, digest_tree, serbench, warm_cache
 
-from serbench.executors import LocalExecutor, RayExecutor, make_executor, task_resources
+from serbench.run.executors import LocalExecutor, RayExecutor, make_executor, task_resources
 from serbench.specs import Budget, ConfigError
 
 

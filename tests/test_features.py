@@ -22,9 +22,9 @@ import soundfile as sf
 import torch
 from torch import nn
 
-from serbench import features
 from serbench.cli import main
-from serbench.features import cached_features, entry_dir, entry_key
+from serbench.data import digests, features
+from serbench.data.features import cached_features, entry_dir, entry_key
 from serbench.specs import ConfigError, UpstreamSpec, Utterance
 
 HOP = 320  # samples per frame at 16 kHz: 50 frames per second, like the SSL encoders
@@ -81,7 +81,7 @@ def calls(counter: Path, kind: str) -> int:
 
 def emodb_subset(emodb_root: Path, n: int) -> list[Utterance]:
     """The first ``n`` EmoDB files (sorted by name) as utterances with their real durations."""
-    from serbench.audio import audio_duration
+    from serbench.data.audio import audio_duration
 
     paths = sorted((emodb_root / "wav").glob("*.wav"))[:n]
     return [Utterance(key=p.stem, path=f"wav/{p.name}", label=p.stem[5], speaker=p.stem[:2],
@@ -121,7 +121,7 @@ def test_entry_holds_every_layer_as_stored_and_is_computed_once(emodb_root: Path
     assert entry.revision == "tiny-r1" and entry.skipped == []
 
     # frames are what the module gives for the utterance alone, in float16
-    from serbench.audio import load_audio
+    from serbench.data.audio import load_audio
 
     u = utts[3]
     wave = torch.from_numpy(load_audio(emodb_root / u.path, 16000))[None]
@@ -187,17 +187,17 @@ def test_digests_are_memoised_and_racy_files_are_not(tmp_path: Path,
     a.write_bytes(b"a" * 1000)
     b.write_bytes(b"b" * 1000)
     hashed: list[str] = []
-    real = features._file_digest
-    monkeypatch.setattr(features, "_file_digest", lambda p: hashed.append(p.name) or real(p))
+    real = digests.file_digest
+    monkeypatch.setattr(digests, "file_digest", lambda p: hashed.append(p.name) or real(p))
     # files changed in the last RACY_NS are hashed every time (a rewrite could share the tick)
-    monkeypatch.setattr(features, "RACY_NS", 10**18)
-    first = features.file_digests([a, b, tmp_path / "missing"])
+    monkeypatch.setattr(digests, "RACY_NS", 10**18)
+    first = digests.file_digests([a, b, tmp_path / "missing"])
     assert first[2] is None and first[0] != first[1]
-    assert features.file_digests([a, b]) == first[:2] and hashed == ["a.bin", "b.bin"] * 2
-    monkeypatch.setattr(features, "RACY_NS", 0)
+    assert digests.file_digests([a, b]) == first[:2] and hashed == ["a.bin", "b.bin"] * 2
+    monkeypatch.setattr(digests, "RACY_NS", 0)
     hashed.clear()
-    features.file_digests([a, b])
-    assert features.file_digests([a, b]) == first[:2] and hashed == ["a.bin", "b.bin"]
+    digests.file_digests([a, b])
+    assert digests.file_digests([a, b]) == first[:2] and hashed == ["a.bin", "b.bin"]
     b.write_bytes(b"c" * 1000)  # same size; its ctime moves
     hashed.clear()
     assert features.file_digests([a, b])[1] != first[1] and hashed == ["b.bin"]
@@ -435,7 +435,7 @@ def test_a_file_truncated_while_in_use_is_named_not_a_bus_error(emodb_root: Path
     script = (
         "import os, sys\n"
         "from pathlib import Path\n"
-        "from serbench.features import FeatureEntry, read_meta\n"
+        "from serbench.data.features import FeatureEntry, read_meta\n"
         "path = Path(sys.argv[1])\n"
         "entry = FeatureEntry(path, read_meta(path))\n"
         "last = max(entry.keys, key=lambda k: int(entry.index[entry.rows[k], 0]))\n"

@@ -15,14 +15,16 @@ import pytest
 import torch
 from test_features import CPU, tiny_spec
 
-from serbench import features
-from serbench.audio import load_audio
-from serbench.feeds import AudioFeed, CachedFeed
+from serbench.data import features
+from serbench.data.audio import load_audio
+from serbench.data.feeds import AudioFeed, CachedFeed
+from serbench.data.view import load_dataset
 from serbench.registry import collect
-from serbench.runner import load_dataset, make_plan, run_plan
+from serbench.run.attempt import run_plan
+from serbench.run.planning import make_plan
+from serbench.run.training import predict, train
 from serbench.specs import Budget, BuildContext, ConfigError
 from serbench.store import Store
-from serbench.training import predict, train
 
 BUDGET = Budget("tiny", max_steps=12, batch_seconds=20.0, max_device_seconds=120.0,
                 eval_every=4)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from serbench.folds import ProtocolError, check_folds, leave_one_group_out
+from serbench.data.folds import ProtocolError, check_folds, leave_one_group_out
 from serbench.specs import ConfigError, Fold, Utterance
 
 LABELS = ("angry", "sad")

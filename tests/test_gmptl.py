@@ -12,12 +12,12 @@ from serbench_gmptl import losses
 from serbench_gmptl.kmeans import Lloyd, assign
 
 from serbench import Batch, BuildContext, ConfigError
-from serbench.features import cached_features
-from serbench.feeds import CachedFeed
+from serbench.data.features import cached_features
+from serbench.data.feeds import CachedFeed
 from serbench.registry import collect
-from serbench.runner import make_plan
+from serbench.run.planning import make_plan
+from serbench.run.training import train
 from serbench.specs import Budget
-from serbench.training import train
 
 SMALL = {"finetune_upstream": False, "k_values": "4,8,16", "cluster_frames": 600,
          "hidden": 16, "encoder_layers": 2}
@@ -285,8 +285,8 @@ def test_the_four_stages_never_exceed_the_budget(emodb_root: Path, limits: dict)
 
 def test_a_finetuned_upstream_runs_every_stage_and_is_trained(emodb_root: Path,
                                                               tmp_path: Path) -> None:
-    from serbench.audio import load_audio
-    from serbench.feeds import AudioFeed
+    from serbench.data.audio import load_audio
+    from serbench.data.feeds import AudioFeed
     from serbench.testing import tiny_transformers_model
 
     upstream = collect().upstreams.get(f"hf:{tiny_transformers_model('hubert', tmp_path)}")
@@ -324,7 +324,7 @@ def test_a_finetuned_upstream_runs_every_stage_and_is_trained(emodb_root: Path,
 def test_other_stage_shares_are_another_registered_method() -> None:
     from serbench_gmptl import method_spec
 
-    from serbench.training import allocate
+    from serbench.run.training import allocate
 
     default = collect().methods.get("gmp_tl")
     assert [(s.name, s.share) for s in default.stages] == [

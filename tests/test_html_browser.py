@@ -20,9 +20,9 @@ import numpy as np
 import pytest
 
 from serbench.cli import main
-from serbench.compare import compare
-from serbench.leaderboard import delta_text
-from serbench.simulate import make_corpus, simulate_predictions, write_condition
+from serbench.judge.compare import compare
+from serbench.judge.text import delta_text
+from serbench.run.simulate import make_corpus, simulate_predictions, write_condition
 from serbench.store import Store
 
 CHROMEDRIVER = Path("/usr/bin/chromedriver")

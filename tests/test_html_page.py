@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from serbench.conditions import load_tables
-from serbench.html import to_html
-from serbench.leaderboard import build
-from serbench.simulate import make_corpus, simulate_predictions, write_condition
+from serbench.judge.conditions import load_tables
+from serbench.judge.ranking import build
+from serbench.report.html import to_html
+from serbench.run.simulate import make_corpus, simulate_predictions, write_condition
 from serbench.store import Store
 
 

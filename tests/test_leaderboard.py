@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 
 from serbench import __version__
-from serbench.budgets import PRESETS
 from serbench.cli import main
-from serbench.metrics import compute_metrics
-from serbench.simulate import make_corpus, simulate_predictions, write_condition
+from serbench.judge.metrics import compute_metrics
+from serbench.run.budgets import PRESETS
+from serbench.run.simulate import make_corpus, simulate_predictions, write_condition
 from serbench.store import Store
 
 FIXED = Path(__file__).parent / "data" / "leaderboard"
@@ -250,7 +250,7 @@ def test_predictions_are_cached_and_a_changed_file_is_checked_again(fixed: Path,
 
 
 def test_folds_and_seeds_sort_as_numbers_in_signatures() -> None:
-    from serbench.conditions import natural
+    from serbench.judge.names import natural
 
     assert sorted(["10", "2", "Ses01", 1, "03"], key=natural) == [1, "2", "03", "10", "Ses01"]
 

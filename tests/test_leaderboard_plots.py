@@ -50,9 +50,9 @@ def test_long_condition_names_never_push_text_outside_the_figure(tmp_path: Path)
     import matplotlib.pyplot as plt
     from matplotlib.text import Text
 
-    from serbench.conditions import load_tables
-    from serbench.leaderboard import build
-    from serbench.plots import confusion_figure, fit_texts, metric_figure, speaker_figure
+    from serbench.judge.conditions import load_tables
+    from serbench.judge.ranking import build
+    from serbench.report.plots import confusion_figure, fit_texts, metric_figure, speaker_figure
     from serbench.store import Store
 
     tables = load_tables(Store(shutil.copytree(FIXED, tmp_path / "results")), None, "smoke")

@@ -11,11 +11,12 @@ import torch
 from sklearn.linear_model import LogisticRegression
 
 from serbench import Budget, ConfigError
-from serbench.features import cached_features
-from serbench.feeds import CachedFeed
-from serbench.metrics import compute_metrics
+from serbench.data.features import cached_features
+from serbench.data.feeds import CachedFeed
+from serbench.judge.metrics import compute_metrics
 from serbench.registry import collect
-from serbench.runner import execute_run, make_plan
+from serbench.run.execution import execute_run
+from serbench.run.planning import make_plan
 
 GRID = [0.001, 0.01, 0.1, 1.0, 10.0]
 
@@ -27,7 +28,8 @@ def _run(data_root: Path, max_steps: int) -> tuple:
     plan = make_plan(collect(), methods=["logreg"], upstreams=["fbank"], dataset="emodb",
                      data_root=data_root, budget=budget, folds=["0"],
                      options={"normalize": "speaker"})
-    record, predictions = execute_run(plan, plan.runs[0], torch.device("cpu"))
+    run_record, predictions = execute_run(plan, plan.runs[0], torch.device("cpu"))
+    record = run_record.to_json()
     return plan, record, predictions
 
 

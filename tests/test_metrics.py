@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from serbench.metrics import compute_metrics
+from serbench.judge.metrics import compute_metrics
 
 LABELS = ["ang", "hap", "neu", "sad"]
 

@@ -13,10 +13,10 @@ import pytest
 
 from serbench.cli import main
 from serbench.registry import collect
-from serbench.simulate import make_corpus, simulate_predictions, write_condition
+from serbench.run.simulate import make_corpus, simulate_predictions, write_condition
+from serbench.run.suites import load_suite
 from serbench.specs import ConfigError
 from serbench.store import Store
-from serbench.suites import load_suite
 
 SUITES = Path(__file__).resolve().parents[1] / "benchmarks" / "suites"
 
@@ -37,7 +37,7 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     corpus = make_corpus(rng, n_speakers=10, per_speaker=30, n_folds=5)
     store = Store(root)
     pred = simulate_predictions(corpus, 1.0, 3, rng)
-    from serbench.metrics import compute_metrics
+    from serbench.judge.metrics import compute_metrics
 
     war = 100 * compute_metrics(np.tile(corpus.y_true, 3), pred.ravel(), corpus.labels)["war"]
     refs = [_ref("fbank", "accuracy", round(war, 2)), _ref("fbank", "uar", 99.0),
@@ -141,7 +141,7 @@ def test_reference_mistakes_name_the_file_and_key(tmp_path: Path, refs: str,
 
 
 def test_the_seed_suite_holds_the_papers_numbers_with_sources_and_caveats() -> None:
-    from serbench.references import suite_references
+    from serbench.run.suites import suite_references
 
     refs = suite_references(SUITES / "seeds_iemocap.yaml", collect())
     got = {(r.method, r.upstream, r.metric, r.value, r.gain_over is not None) for r in refs}
@@ -210,10 +210,10 @@ entries:
 def test_a_plugin_method_spec_carries_references(results) -> None:
     from dataclasses import replace
 
-    from serbench.conditions import load_tables
-    from serbench.leaderboard import build
-    from serbench.references import attach
-    from serbench.references import collect as known_references
+    from serbench.judge.conditions import load_tables
+    from serbench.judge.ranking import build
+    from serbench.judge.references import attach
+    from serbench.judge.references import collect as known_references
 
     root, _ = results
     spec = replace(collect().methods.get("linear"), references=(

@@ -6,17 +6,20 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from serbench.conditions import Condition
-from serbench.leaderboard import Samples, pair
-from serbench.metrics import compute_metrics, metric_from_confusion
-from serbench.simulate import Corpus, make_corpus, pooled, simulate_predictions
-from serbench.stats import (
-    Pooled,
-    Spread,
-    bootstrap_weights,
+from serbench.judge.conditions import Condition
+from serbench.judge.exact import (
     holm,
     mcnemar_exact,
     mcnemar_pooled,
+    wilcoxon_matched,
+    wilcoxon_signed_rank,
+)
+from serbench.judge.metrics import compute_metrics, metric_from_confusion
+from serbench.judge.ranking import Samples, pair
+from serbench.judge.stats import (
+    Pooled,
+    Spread,
+    bootstrap_weights,
     metric_gradient,
     model_spread,
     paired_bootstrap,
@@ -24,9 +27,8 @@ from serbench.stats import (
     pool,
     replicate_metric,
     rng_for,
-    wilcoxon_matched,
-    wilcoxon_signed_rank,
 )
+from serbench.run.simulate import Corpus, make_corpus, pooled, simulate_predictions
 from serbench.store import Store
 
 LABELS = ("ang", "hap", "neu", "sad")

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 from serbench.cli import main
-from serbench.simulate import make_corpus, simulate_predictions, write_condition
+from serbench.run.simulate import make_corpus, simulate_predictions, write_condition
 from serbench.store import SCHEMA, Store, StoreError
 
 

@@ -11,8 +11,8 @@ import pytest
 
 from serbench.cli import main
 from serbench.registry import collect
+from serbench.run.suites import load_suite
 from serbench.specs import ConfigError
-from serbench.suites import load_suite
 
 SUITES = Path(__file__).resolve().parents[1] / "benchmarks" / "suites"
 SUPERB_WAR = {"fbank": 35.39, "wav2vec2_base": 63.43, "hubert_base": 64.92, "wavlm_base": 65.94,

@@ -7,9 +7,9 @@ import time
 import pytest
 import torch
 
-from serbench.budgets import budget_from_mapping, load_budget_file, resolve_budget
+from serbench.run.budgets import budget_from_mapping, load_budget_file, resolve_budget
+from serbench.run.training import Feed, allocate, train
 from serbench.specs import Batch, Budget, ConfigError, Stage
-from serbench.training import Feed, allocate, train
 
 LABELS = ("a", "b")
 

@@ -94,10 +94,10 @@ def check_device(tiny: bool) -> dict[str, Any]:
 
 def check_environment(suites: list[Path], data_root: str | None, cache_need: int) -> list[str]:
     """Weights present or downloadable, corpora found, disk for the cache: problems, if any."""
-    from serbench.features import cache_root
-    from serbench.manifests import resolve_root
+    from serbench.data.features import cache_root
+    from serbench.data.manifests import resolve_root
     from serbench.registry import collect
-    from serbench.suites import _Checker, _entries, read_suite
+    from serbench.run.suites import _Checker, _entries, read_suite
 
     components = collect()
     problems = []
@@ -219,9 +219,9 @@ def estimates(suites: list[Path], throughput: float | None,
               data_root: str | None = None) -> list[tuple[str, Any]]:
     """Per suite: GPU-hours and cache size (durations of the corpora under ``data_root`` when
     given, else the published totals)."""
-    from serbench.estimate import LARGE_THROUGHPUT, Corpus, estimate, suite_cells
+    from serbench.data.view import load_dataset
     from serbench.registry import collect
-    from serbench.runner import load_dataset
+    from serbench.run.estimate import LARGE_THROUGHPUT, Corpus, estimate, suite_cells
 
     components = collect()
     corpora = {"iemocap": Corpus.of_view(load_dataset(components, "iemocap", data_root, None,
@@ -277,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
         suites, data_root = full, args.data_root
     measured = check_device(args.tiny) if args.step in ("check", "all") else {}
     site = estimates(full, None if args.tiny else measured.get("throughput"))
-    from serbench.estimate import describe
+    from serbench.run.estimate import describe
 
     for line in describe(site):
         say(f"estimate (full suites, one GPU): {line}")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from serbench import BuildContext, MethodSpec, hookimpl
+from serbench import MethodSpec, hookimpl
 
 PROBE_DEFAULTS: dict[str, Any] = {
     # SUPERB's emotion probe uses Adam at 1e-4 for 30k steps; under the 1,000-step probe budget
@@ -32,23 +32,11 @@ LOGREG_DEFAULTS: dict[str, Any] = {
 }
 
 
-def _build(module: str, attr: str) -> Callable[[BuildContext], Any]:
-    """A build function that imports ``serbench_baselines.<module>`` (and torch) when called."""
-
-    def build(ctx: BuildContext) -> Any:
-        import importlib
-
-        return getattr(importlib.import_module(f"{__name__}.{module}"), attr)(ctx)
-
-    build.__qualname__ = f"{module}.{attr}"
-    return build
-
-
 def method_specs() -> list[MethodSpec]:
     return [
         MethodSpec(
             name="linear",
-            build=_build("probes", "build_linear"),
+            build="serbench_baselines.probes:build_linear",
             description="SUPERB probe: weighted layer sum, Linear(D,256), mean pool, Linear(256,C)",
             inputs="pooled",
             defaults=dict(PROBE_DEFAULTS),
@@ -57,7 +45,7 @@ def method_specs() -> list[MethodSpec]:
         ),
         MethodSpec(
             name="mlp",
-            build=_build("probes", "build_mlp"),
+            build="serbench_baselines.probes:build_mlp",
             description="EmoBox probe: weighted layer sum, Linear(D,256)+ReLU per frame, mean "
                         "pool, Linear(256,C)",
             inputs="frames",
@@ -67,7 +55,7 @@ def method_specs() -> list[MethodSpec]:
         ),
         MethodSpec(
             name="finetune",
-            build=_build("finetune", "build_finetune"),
+            build="serbench_baselines.finetune:build_finetune",
             description="the upstream fine-tuned under a mean-pooled linear head",
             finetunes_upstream=True,
             defaults={
@@ -80,7 +68,7 @@ def method_specs() -> list[MethodSpec]:
         ),
         MethodSpec(
             name="logreg",
-            build=_build("logreg", "build_logreg"),
+            build="serbench_baselines.logreg:build_logreg",
             description="L2 multinomial logistic regression on one pooled layer, solved by "
                         "full-batch L-BFGS, C picked on dev (scikit-learn's objective)",
             inputs="pooled",

@@ -6,8 +6,7 @@ import torch
 from torch import nn
 
 from serbench import Batch, BuildContext
-
-from .layers import LayerSelect, adamw, masked_mean, upstream_hidden
+from serbench.nn import LayerSelect, adamw, masked_mean, upstream_hidden
 
 
 class FineTune(nn.Module):

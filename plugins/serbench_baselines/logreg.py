@@ -28,9 +28,8 @@ from typing import Any, Iterable
 import torch
 from torch import nn
 
-from serbench import Batch, BuildContext, ConfigError, training
-
-from .layers import LayerSelect, cached_stack, masked_mean
+from serbench import Batch, BuildContext, ConfigError
+from serbench.nn import BudgetExhausted, LayerSelect, cached_stack, masked_mean
 
 NAME = "logreg"
 
@@ -176,13 +175,13 @@ class GridLBFGS:
     def step(self, closure: Any = None) -> None:
         m = self.model
         if m.current >= len(m.grid):
-            raise training.BudgetExhausted("converged")
+            raise BudgetExhausted("converged")
         gradient = self._gradient()
         if gradient <= m.tol or self.iterations >= m.max_iter:
             m.finish(self.iterations, gradient)
             self.iterations, self.lbfgs = 0, None
             if m.current >= len(m.grid):
-                raise training.BudgetExhausted("converged")
+                raise BudgetExhausted("converged")
         if self.lbfgs is None:
             # max_eval: torch gives the line search max_eval - 1 evaluations (default none)
             self.lbfgs = torch.optim.LBFGS(self.params(), lr=1.0, max_iter=1, max_eval=26,

@@ -6,8 +6,7 @@ import torch
 from torch import nn
 
 from serbench import Batch, BuildContext
-
-from .layers import LayerSelect, cached_stack, masked_mean
+from serbench.nn import LayerSelect, cached_stack, masked_mean
 
 
 class LinearProbe(nn.Module):

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from serbench import BuildContext, MethodSpec, hookimpl
+from serbench import MethodSpec, hookimpl
 
 DEFAULTS: dict[str, Any] = {
     "text_encoder": "roberta_base",
@@ -37,18 +37,6 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
-def _build(attr: str) -> Callable[[BuildContext], Any]:
-    """A build function that imports ``serbench_clap.model`` (and torch) when called."""
-
-    def build(ctx: BuildContext) -> Any:
-        from . import model
-
-        return getattr(model, attr)(ctx)
-
-    build.__qualname__ = f"model.{attr}"
-    return build
-
-
 def method_specs() -> list[MethodSpec]:
     # every CLAP-family method tunes the same thing (lr), so that under max_trials > 1
     # Emo-CLAP and the GEmo-CLAPs stay comparable; alpha_e stays at its paper value
@@ -57,14 +45,14 @@ def method_specs() -> list[MethodSpec]:
     return [
         MethodSpec(
             name="emo_clap",
-            build=_build("build_emo_clap"),
+            build="serbench_clap.model:build_emo_clap",
             description="Emo-CLAP: audio and text towers, label-based KL contrastive loss",
             defaults=dict(DEFAULTS),
             **common,
         ),
         MethodSpec(
             name="ml_gemo",
-            build=_build("build_ml_gemo"),
+            build="serbench_clap.model:build_ml_gemo",
             description="ML-GEmo-CLAP: Emo-CLAP plus a gender contrastive loss, "
                         "alpha_e L_e + (1 - alpha_e) L_g",
             requires=frozenset({"gender"}),
@@ -73,7 +61,7 @@ def method_specs() -> list[MethodSpec]:
         ),
         MethodSpec(
             name="sl_gemo",
-            build=_build("build_sl_gemo"),
+            build="serbench_clap.model:build_sl_gemo",
             description="SL-GEmo-CLAP: Emo-CLAP with the soft target alpha_e M_e + "
                         "(1 - alpha_e) M_g",
             requires=frozenset({"gender"}),

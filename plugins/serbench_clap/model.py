@@ -10,10 +10,10 @@ its pooled prompt features are kept; the projection on top still trains.
 from __future__ import annotations
 
 import torch
-from serbench_baselines.layers import LayerSelect, adamw, masked_mean, upstream_hidden
 from torch import nn
 
 from serbench import Batch, BuildContext, ConfigError
+from serbench.nn import LayerSelect, adamw, masked_mean, upstream_hidden
 
 from . import losses
 from .prompts import class_prompts

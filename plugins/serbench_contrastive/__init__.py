@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from serbench import BuildContext, MethodSpec, hookimpl
+from serbench import MethodSpec, hookimpl
 
 DEFAULTS: dict[str, Any] = {
     "alpha": 0.3,
@@ -51,19 +51,11 @@ DEFAULTS: dict[str, Any] = {
 BASELINE: dict[str, Any] = {"alpha": 0.0}
 
 
-def build(ctx: BuildContext) -> Any:
-    from .model import ContrastiveReg
-
-    return ContrastiveReg(ctx).to(ctx.device)
-
-
-build.baseline = BASELINE  # type: ignore[attr-defined]
-
-
 def method_spec() -> MethodSpec:
     return MethodSpec(
         name="contrastive_reg",
-        build=build,
+        build="serbench_contrastive.model:build",
+        baseline=BASELINE,
         description="audio-text concatenation fusion regularised by a critic of matched vs "
                     "mismatched pairs, (1 - alpha) CE + alpha (-estimate); estimators: bce "
                     "(different-emotion negatives), mine (EMA bias-corrected), infonce "

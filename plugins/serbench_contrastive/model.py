@@ -13,10 +13,10 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from serbench_baselines.layers import LayerSelect, adamw, masked_mean, upstream_hidden
 from torch import nn
 
 from serbench import Batch, BuildContext, ConfigError
+from serbench.nn import LayerSelect, adamw, masked_mean, upstream_hidden
 
 from . import estimators
 
@@ -152,3 +152,8 @@ class ContrastiveReg(Fusion):
         if self.alpha == 0.0:
             return ce
         return (1.0 - self.alpha) * ce - self.alpha * self.estimate(audio, text, batch.labels)
+
+
+def build(ctx: BuildContext) -> ContrastiveReg:
+    """``MethodSpec.build`` of ``contrastive_reg``."""
+    return ContrastiveReg(ctx).to(ctx.device)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from serbench.hookspecs import hookimpl
+from serbench import hookimpl
 
 from . import crema_d, emodb, iemocap, manifest, msp_podcast, ravdess
 

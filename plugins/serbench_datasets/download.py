@@ -20,7 +20,7 @@ import zipfile
 from pathlib import Path
 from typing import Mapping
 
-from serbench.specs import ConfigError
+from serbench import ConfigError
 
 EMODB_URL = "http://emodb.bilderbar.info/download/download.zip"
 RAVDESS_URL = "https://zenodo.org/records/1188976/files/Audio_Speech_Actors_01-24.zip"

@@ -19,8 +19,7 @@ import re
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
-from serbench.folds import leave_one_group_out
-from serbench.specs import ConfigError, DatasetSpec, Fold, Utterance
+from serbench import ConfigError, DatasetSpec, Fold, Utterance, leave_one_group_out
 
 NAME = "manifest"
 LABELS = ("angry", "bored", "calm", "contempt", "disgusted", "excited", "fearful", "frustrated",

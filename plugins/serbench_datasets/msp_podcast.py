@@ -12,7 +12,7 @@ import csv
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from serbench.specs import ConfigError, DatasetSpec, Fold, Utterance
+from serbench import ConfigError, DatasetSpec, Fold, Utterance
 
 NAME = "msp_podcast"
 EMOTIONS = {"A": "angry", "S": "sad", "H": "happy", "U": "surprised", "F": "fearful",

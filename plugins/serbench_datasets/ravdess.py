@@ -11,8 +11,7 @@ import re
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from serbench.folds import leave_one_group_out
-from serbench.specs import ConfigError, DatasetSpec, Fold, Utterance
+from serbench import ConfigError, DatasetSpec, Fold, Utterance, leave_one_group_out
 
 NAME = "ravdess"
 FILE_NAME = re.compile(r"^(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)\.wav$")

@@ -42,7 +42,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Sequence
 
-from serbench import BuildContext, MethodSpec, Stage, hookimpl
+from serbench import MethodSpec, Stage, hookimpl
 
 STAGE_NAMES = ("multitask", "cluster", "frames", "utterance")
 DEFAULT_SHARES = (0.30, 0.05, 0.30, 0.35)
@@ -71,19 +71,13 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
-def build(ctx: BuildContext) -> Any:
-    from .model import GmpTl
-
-    return GmpTl(ctx).to(ctx.device)
-
-
 def method_spec(name: str = "gmp_tl", shares: Sequence[float] = DEFAULT_SHARES) -> MethodSpec:
     """The GMP-TL method under ``name`` with the four stages' budget ``shares``."""
     if len(shares) != len(STAGE_NAMES):
         raise ValueError(f"GMP-TL has {len(STAGE_NAMES)} stages, got {len(shares)} shares")
     return MethodSpec(
         name=name,
-        build=build,
+        build="serbench_gmptl.model:build",
         description="GMP-TL: emotion+gender multi-task, multi-scale k-means frame pseudo-labels, "
                     "frame-level then AM-Softmax utterance-level fine-tuning",
         requires=frozenset({"frames", "gender"}),

@@ -6,10 +6,10 @@ import copy
 from typing import Any
 
 import torch
-from serbench_baselines.layers import LayerSelect, adamw, masked_mean, upstream_hidden
 from torch import nn
 
-from serbench import Batch, BuildContext, ConfigError, training
+from serbench import Batch, BuildContext, ConfigError
+from serbench.nn import BudgetExhausted, LayerSelect, adamw, masked_mean, upstream_hidden
 
 from . import losses
 from .kmeans import Lloyd, assign
@@ -279,7 +279,7 @@ class GmpTl(nn.Module):
                 for r in runs:
                     if not r.converged:
                         r.step()
-        except training.BudgetExhausted as exc:  # the stage's time is up: keep what is done
+        except BudgetExhausted as exc:  # the stage's time is up: keep what is done
             stopped = exc.reason
         for centroids, r in zip(self.centroids(), runs, strict=True):
             centroids.copy_(r.centroids)
@@ -293,3 +293,8 @@ class GmpTl(nn.Module):
         upstream = list(self.upstream.parameters()) if self.upstream is not None else []
         new = [p for n, p in self.named_parameters() if not n.startswith("upstream.")]
         return adamw([(upstream, self.upstream_lr), (new, self.lr)])
+
+
+def build(ctx: BuildContext) -> GmpTl:
+    """``MethodSpec.build`` of GMP-TL."""
+    return GmpTl(ctx).to(ctx.device)

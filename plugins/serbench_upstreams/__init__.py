@@ -21,11 +21,10 @@ from typing import Any, Callable
 from serbench import UpstreamSpec, hookimpl
 
 
-def _lazy(module: str, attr: str = "load", *args: Any) -> Callable[[Any], Any]:
-    """A loader that imports ``serbench_upstreams.<module>`` only when called.
-
-    With ``args``, ``<module>.<attr>(*args)`` builds the loader that is then called with the device.
-    """
+def _lazy(module: str, attr: str, *args: Any) -> Callable[[Any], Any]:
+    """A loader that imports ``serbench_upstreams.<module>`` only when called, and calls
+    ``<module>.<attr>(*args)`` to build the loader that is then called with the device (a plain
+    ``"module:attr"`` string is enough where there are no ``args``)."""
 
     def loader(device: Any = None) -> Any:
         import importlib
@@ -42,7 +41,7 @@ def audio_specs() -> list[UpstreamSpec]:
     return [
         UpstreamSpec(
             name="fbank",
-            loader=_lazy("fbank"),
+            loader="serbench_upstreams.fbank:load",
             num_layers=1,
             hidden_size=80,
             frame_rate=100.0,

@@ -1,20 +1,14 @@
-"""Torch helpers every upstream module shares: device choice and padding masks.
+"""Torch helpers every upstream module shares: padding masks, and the device choice of
+``serbench.nn``.
 
 Imported only from loaders, so torch may be imported at the top here.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 
-
-def resolve_device(device: Any) -> torch.device:
-    """``None`` / ``"auto"``: CUDA when present, else the CPU; anything else is taken as given."""
-    if device is None or device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+from serbench.nn import resolve_device  # noqa: F401 - the loaders' device choice
 
 
 def sample_mask(lengths: torch.Tensor, total: int) -> torch.Tensor:

@@ -1,8 +1,8 @@
 """What the plugin registers: named checkpoints, the ``hf:`` and ``s3prl:`` factories.
 
 Everything here is data and lazily importing loaders: no torch, no transformers. A factory is
-registered under its prefix (``hf:``) with a loader object whose ``for_name(rest)`` returns the
-full spec (``serbench.registry`` calls it for ``hf:<rest>``).
+registered under its prefix (``hf:``) with ``UpstreamSpec.for_name``, which returns the full spec
+(``serbench.registry`` calls it for ``hf:<rest>``).
 """
 
 from __future__ import annotations
@@ -144,9 +144,6 @@ class HFFactory:
     def __call__(self, device: Any = None) -> Any:
         raise ConfigError(HF_USAGE)
 
-    def for_name(self, rest: str) -> UpstreamSpec:
-        return hf_spec(rest)
-
 
 def hf_spec(rest: str) -> UpstreamSpec:
     """The spec of any compatible Hugging Face model, its family read from ``config.json``."""
@@ -186,7 +183,7 @@ def hf_spec(rest: str) -> UpstreamSpec:
 
 def hf_factory_spec() -> UpstreamSpec:
     return UpstreamSpec(
-        name="hf:", loader=HFFactory(), source="transformers",
+        name="hf:", loader=HFFactory(), for_name=hf_spec, source="transformers",
         description="any WavLM / HuBERT / wav2vec 2.0 / data2vec-audio / Whisper / BERT-like "
         "model: hf:<hub-id>[@revision] or hf:/path/to/folder",
     )
@@ -194,7 +191,8 @@ def hf_factory_spec() -> UpstreamSpec:
 
 def s3prl_factory_spec() -> UpstreamSpec:
     return UpstreamSpec(
-        name="s3prl:", loader=_s3prl_factory(), source="s3prl",
+        name="s3prl:", loader=_s3prl_factory(), for_name=f"{__package__}.s3prl_zoo:spec_for",
+        source="s3prl",
         description="s3prl's upstream zoo: s3prl:<name>, or s3prl:<name>@/local/checkpoint for "
         "its *_local / *_custom entries (pip install 'serbench[s3prl]')",
     )

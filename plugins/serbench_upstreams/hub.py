@@ -161,10 +161,10 @@ WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".msgpack", "
 def folder_revision(folder: Path) -> str:
     """A hash of a local model folder's weight files (names and contents): what a run records.
 
-    File digests are memoised by path and stat signature (``serbench.features.file_digests``):
+    File digests are memoised by path and stat signature (``serbench.data.features.file_digests``):
     every worker of a sweep names the same revision without reading the weights again.
     """
-    from serbench.features import file_digests
+    from serbench import file_digests
 
     files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix in WEIGHT_SUFFIXES)
     if not files:

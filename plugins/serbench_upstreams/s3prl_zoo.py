@@ -101,21 +101,23 @@ class S3PRLLoader:
 
 
 class S3PRLFactory:
-    """The loader of the ``s3prl:`` spec; ``for_name(rest)`` gives the entry's spec."""
+    """The loader of the ``s3prl:`` spec itself, which names no entry."""
 
     def __call__(self, device: Any = None) -> Any:
         raise ConfigError("'s3prl:' needs an entry name: s3prl:<name> or s3prl:<name>@<path>")
 
-    def for_name(self, rest: str) -> UpstreamSpec:
-        name, path = parse(rest)
-        upstream = build(name, path)
-        sizes, rates = set(upstream.hidden_sizes), set(upstream.downsample_rates)
-        if len(sizes) != 1 or len(rates) != 1:
-            raise ConfigError(f"s3prl upstream {name!r} has layers of different widths or rates "
-                              f"({sorted(sizes)}, {sorted(rates)}); serbench needs one of each")
-        return UpstreamSpec(
-            name=f"s3prl:{rest}", loader=S3PRLLoader(name, path),
-            num_layers=upstream.num_layers, hidden_size=sizes.pop(),
-            frame_rate=16000 / rates.pop(), revision=None, source=f"s3prl:{name}",
-            description=f"s3prl upstream {name}" + (f" from {path}" if path else ""),
-        )
+
+def spec_for(rest: str) -> UpstreamSpec:
+    """``UpstreamSpec.for_name`` of the ``s3prl:`` spec: the spec of ``s3prl:<rest>``."""
+    name, path = parse(rest)
+    upstream = build(name, path)
+    sizes, rates = set(upstream.hidden_sizes), set(upstream.downsample_rates)
+    if len(sizes) != 1 or len(rates) != 1:
+        raise ConfigError(f"s3prl upstream {name!r} has layers of different widths or rates "
+                          f"({sorted(sizes)}, {sorted(rates)}); serbench needs one of each")
+    return UpstreamSpec(
+        name=f"s3prl:{rest}", loader=S3PRLLoader(name, path),
+        num_layers=upstream.num_layers, hidden_size=sizes.pop(),
+        frame_rate=16000 / rates.pop(), revision=None, source=f"s3prl:{name}",
+        description=f"s3prl upstream {name}" + (f" from {path}" if path else ""),
+    )

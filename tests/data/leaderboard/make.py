@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from serbench.budgets import PRESETS
 from serbench.cli import main
-from serbench.simulate import make_corpus, simulate_predictions, write_condition
+from serbench.run.budgets import PRESETS
+from serbench.run.simulate import make_corpus, simulate_predictions, write_condition
 from serbench.store import Store
 
 HERE = Path(__file__).resolve().parent

@@ -1,0 +1,7 @@
+"""``python -m serbench.cli``."""
+
+import sys
+
+from serbench.cli.app import main
+
+sys.exit(main())

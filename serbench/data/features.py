@@ -1,0 +1,612 @@
+"""On-disk cache of frozen upstream hidden states: the floor is one forward pass per corpus.
+
+An entry holds, for every utterance, all layers' frames (float16, one flat file read through a
+memory map: an ``(L, n, D)`` block per utterance, so each layer's frames are contiguous) and, per
+layer, the mean and the variance over its valid frames (float32, also memory mapped). Those give
+the pooled inputs of models that are linear up to their pooling, and the statistics of feature
+normalisation, without touching the frames. Both are computed from the float16 frames as stored,
+so the pooled path and the frame path see the same numbers.
+
+Keys. An entry is keyed by upstream name and revision, dataset, and the *content* of every audio
+file (blake2b). Content digests (of audio files here, of local model weights for upstream
+revisions) are memoised per (path, inode, size, mtime, ctime) in ``file-digests.sqlite``: a
+file rewritten with the same size and its old mtime restored still gets a new ctime (which no
+user call can set), so it is hashed again; a corpus copied elsewhere hashes to the same entry.
+Digests of files changed in the last two seconds are not memoised, so a rewrite within a coarse
+timestamp tick is not missed.
+
+Writes. An entry is filled under an exclusive lock into ``.tmp-*`` and renamed into place, so two
+processes never fill it twice and a half-written entry is never read; leftovers of a killed fill
+are removed by the next fill (or ``serbench cache clear``). Frames, means and variances are
+streamed to disk as they are computed: memory stays at one inference batch whatever the corpus.
+A write that fails (a full disk) is one error naming the cache folder, and the ``.tmp-*`` folder is
+removed; tests simulate a full disk with ``SERBENCH_FAULT=cache-disk-full:<bytes>`` (each file of
+the fill then fails once it would exceed that size).
+
+Checks. Every file's size and blake2b digest is recorded in ``meta.json`` (itself checksummed) and
+verified on first use in a process; a damaged entry is reported and recomputed, never used. A file
+is checked for its size again before it is mapped and before frames are read from it, so a file
+truncated while a run reads it is an error naming the entry, not a Bus error.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import hashlib
+import io
+import json
+import os
+import shutil
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any, BinaryIO, Iterator, Sequence
+
+import numpy as np
+
+from serbench.data.batching import bucket_batches
+from serbench.data.digests import cache_root, file_digests  # noqa: F401 - file_digests: re-exported
+from serbench.data.digests import file_digest as _file_digest
+from serbench.data.digests import stat_sig as _stat_sig
+from serbench.specs import ConfigError, UpstreamSpec, Utterance
+
+FORMAT = 2
+INFER_SECONDS = 60.0  # padded audio seconds per inference batch
+FILES = {  # name -> dtype; shapes come from meta.json
+    "frames.f16": np.float16,  # one (L, n, D) block per utterance, total_frames * L * D values
+    "mean.f32": np.float32,  # (N, L, D) mean over valid frames
+    "var.f32": np.float32,  # (N, L, D) variance over valid frames
+    "index.i64": np.int64,  # (N, 2) frame offset, frame count
+}
+
+
+class CacheCorrupt(RuntimeError):
+    """A cache file does not match its recorded size or checksum."""
+
+
+# ------------------------------------------------------------------------------- integrity
+
+
+_VERIFIED: dict[str, tuple[int, int, int, int]] = {}  # path -> stat signature when it checked out
+
+
+def _verify(path: Path, size: int, digest: str) -> None:
+    """Raise ``CacheCorrupt`` unless ``path`` has this size and digest (once per file version)."""
+    try:
+        sig = _stat_sig(path)
+    except OSError:
+        raise CacheCorrupt(f"feature cache file {path} is missing") from None
+    if _VERIFIED.get(str(path)) == sig:
+        return
+    if sig[1] != size:
+        raise CacheCorrupt(f"feature cache file {path} has {sig[1]} bytes, {size} were written")
+    if _file_digest(path) != digest:
+        raise CacheCorrupt(f"feature cache file {path} does not match its checksum")
+    _VERIFIED[str(path)] = sig
+
+
+def _meta_digest(body: dict[str, Any]) -> str:
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"))
+    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+
+
+def read_meta(path: Path) -> dict[str, Any]:
+    """An entry's ``meta.json`` body, checked against its own digest."""
+    try:
+        doc = json.loads((path / "meta.json").read_text())
+        body = doc["body"]
+        ok = doc["blake2b"] == _meta_digest(body)
+    except FileNotFoundError:
+        raise
+    except (OSError, ValueError, KeyError, TypeError):
+        ok = False
+    if not ok:
+        raise CacheCorrupt(f"feature cache file {path / 'meta.json'} is damaged")
+    return body
+
+
+# ------------------------------------------------------------------------------- entries
+
+
+class FeatureEntry:
+    """A filled cache entry, read-only; arrays are memory maps of the entry's files."""
+
+    def __init__(self, path: Path, meta: dict[str, Any]) -> None:
+        self.path = path
+        self.meta = meta
+        n, layers, dim = len(meta["keys"]), self.num_layers, self.dim
+        self.check(need_frames=False)
+        self.rows: dict[str, int] = {k: i for i, k in enumerate(meta["keys"])}
+        self.pooled: np.ndarray = self._map("mean.f32", (n, layers, dim))
+        self.var: np.ndarray = self._map("var.f32", (n, layers, dim))
+        self.index: np.ndarray = self._map("index.i64", (n, 2))
+        self._frames: np.ndarray | None = None
+        self._sqmean: np.ndarray | None = None
+
+    def check(self, need_frames: bool) -> None:
+        """Verify the entry's files (hashing each only once per version of it in a process)."""
+        names = ["mean.f32", "var.f32", "index.i64"]
+        if need_frames or getattr(self, "_frames", None) is not None:
+            names.append("frames.f16")
+        for name in names:
+            _verify(self.path / name, **self.meta["files"][name])
+
+    def _map(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
+        if not all(shape):
+            return np.zeros(shape, dtype=FILES[name])
+        self._intact(name)  # a mapped page past the end of a file is a Bus error, not an error
+        # copy-on-write: torch takes the arrays without a read-only warning; nothing writes them
+        return np.memmap(self.path / name, dtype=FILES[name], mode="c", shape=shape)
+
+    def _intact(self, name: str) -> None:
+        """Raise ``CacheCorrupt`` naming the entry if ``name`` is no longer its written size
+        (truncated while in use): reading its mapped pages would kill the process."""
+        want = int(self.meta["files"][name]["size"])
+        try:
+            size = os.stat(self.path / name).st_size
+        except OSError:
+            size = -1
+        if size < want:
+            raise CacheCorrupt(
+                f"feature cache entry {self.path} was damaged while in use ({name}: "
+                f"{max(size, 0)} of {want} bytes); run `serbench cache clear --upstream "
+                f"{self.meta.get('upstream')}` and run again")
+
+    @property
+    def num_layers(self) -> int:
+        return int(self.meta["layers"])
+
+    @property
+    def dim(self) -> int:
+        return int(self.meta["dim"])
+
+    @property
+    def keys(self) -> list[str]:
+        return list(self.meta["keys"])
+
+    @property
+    def revision(self) -> str:
+        return str(self.meta.get("revision"))
+
+    @property
+    def skipped(self) -> list[dict[str, str]]:
+        return list(self.meta.get("skipped", []))
+
+    @property
+    def sqmean(self) -> np.ndarray:
+        """``(N, L, D)`` mean of squares over each utterance's frames (variance + mean²)."""
+        if self._sqmean is None:
+            m = np.asarray(self.pooled, dtype=np.float64)
+            self._sqmean = (np.asarray(self.var, dtype=np.float64) + m * m).astype(np.float32)
+        return self._sqmean
+
+    def frames_file(self) -> np.ndarray:
+        """Every float16 value of every utterance's ``(L, n, D)`` block, flat; verified once."""
+        if self._frames is None:
+            _verify(self.path / "frames.f16", **self.meta["files"]["frames.f16"])
+            size = int(self.meta["total_frames"]) * self.num_layers * self.dim
+            self._frames = self._map("frames.f16", (size,))
+        return self._frames
+
+    def layer_frames(self, key: str) -> np.ndarray:
+        """``(L, n, D)`` float16 frames of one utterance (a view of the memory map)."""
+        off, n = (int(v) for v in self.index[self.rows[key]])
+        self._intact("frames.f16")
+        width = self.num_layers * self.dim
+        block = self.frames_file()[off * width : (off + n) * width]
+        return block.reshape(self.num_layers, n, self.dim)
+
+    def frames(self, key: str) -> np.ndarray:
+        """``(n, L, D)`` float16 frames of one utterance (a view of the memory map)."""
+        return self.layer_frames(key).transpose(1, 0, 2)
+
+    def n_frames(self, key: str) -> int:
+        return int(self.index[self.rows[key], 1])
+
+    def moments(self, keys: Sequence[str], chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+        """Frame-weighted mean and standard deviation per (layer, dim) over ``keys``' frames.
+
+        Merges per-utterance means and variances (Chan et al.), in float64 and in chunks of rows,
+        so it is exact to rounding and never loads all rows at once.
+        """
+        rows = np.sort(np.array([self.rows[k] for k in keys], dtype=np.int64))
+        if rows.size == 0:
+            raise ConfigError("feature normalisation needs at least one utterance")
+        w = self.index[rows, 1].astype(np.float64)
+        total = w.sum()
+        mean = np.zeros((self.num_layers, self.dim))
+        for s in range(0, rows.size, chunk):
+            r = rows[s : s + chunk]
+            mean += np.einsum("n,nld->ld", w[s : s + chunk], self.pooled[r].astype(np.float64))
+        mean /= total
+        var = np.zeros_like(mean)
+        for s in range(0, rows.size, chunk):
+            r = rows[s : s + chunk]
+            dev = self.pooled[r].astype(np.float64) - mean
+            var += np.einsum("n,nld->ld", w[s : s + chunk],
+                             self.var[r].astype(np.float64) + dev * dev)
+        std = np.sqrt(var / total)
+        return mean.astype(np.float32), np.maximum(std, 1e-5).astype(np.float32)
+
+
+# ------------------------------------------------------------------------------- keys
+
+
+def entry_key(spec: UpstreamSpec, dataset: str, root: Path, utterances: Sequence[Utterance]) -> str:
+    """Upstream + revision, dataset, and every utterance's key, path and audio content."""
+    from serbench.data.manifests import audio_path
+
+    utts = sorted(utterances, key=lambda u: u.key)
+    digests = file_digests([audio_path(root, u) for u in utts])
+    h = hashlib.sha256()
+    h.update(json.dumps([FORMAT, spec.name, spec.revision, spec.sample_rate, dataset]).encode())
+    for u, d in zip(utts, digests, strict=True):
+        h.update(f"{u.key}\0{u.path}\0{d or 'missing'}\n".encode())
+    return h.hexdigest()[:20]
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+
+
+def entry_dir(spec: UpstreamSpec, dataset: str, key: str) -> Path:
+    return cache_root() / "features" / _safe(spec.name) / f"{_safe(dataset)}-{key}"
+
+
+@contextlib.contextmanager
+def _locked(path: Path, block: bool = True) -> Iterator[bool]:
+    """An exclusive ``flock`` on ``path``; yields False (not held) if ``block`` is off and taken."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | (0 if block else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _lock_path(final: Path) -> Path:
+    return final.parent / f"{final.name}.lock"
+
+
+def _stale_tmp(final: Path) -> list[Path]:
+    return sorted(final.parent.glob(f".tmp-{final.name}.*"))
+
+
+# ------------------------------------------------------------------------------- open or fill
+
+
+_OPEN: dict[str, tuple[tuple[int, int, int, int], FeatureEntry]] = {}
+
+
+def open_entry(final: Path, need_frames: bool) -> FeatureEntry:
+    """Open a filled entry (shared within the process); ``FileNotFoundError`` if there is none."""
+    sig = _stat_sig(final / "meta.json")
+    hit = _OPEN.get(str(final))
+    if hit and hit[0] == sig:
+        entry = hit[1]
+        entry.check(need_frames)
+    else:
+        entry = FeatureEntry(final, read_meta(final))
+    if need_frames:
+        entry.frames_file()
+    _OPEN[str(final)] = (sig, entry)
+    return entry
+
+
+def cached_features(
+    spec: UpstreamSpec,
+    dataset: str,
+    root: Path,
+    utterances: Sequence[Utterance],
+    device: Any,
+    *,
+    skip_bad_audio: bool = False,
+    need_frames: bool = True,
+    quiet: bool = False,
+) -> FeatureEntry:
+    """The cache entry for these utterances, computing it once if it is missing or damaged.
+
+    ``need_frames=False`` (pooled-input methods) checks only the small files, not the frames.
+    """
+    final = entry_dir(spec, dataset, entry_key(spec, dataset, root, utterances))
+    with contextlib.suppress(FileNotFoundError, CacheCorrupt):
+        return open_entry(final, need_frames)
+    with _locked(_lock_path(final)):
+        try:  # another process may have filled it while we waited
+            return open_entry(final, need_frames)
+        except FileNotFoundError:
+            shutil.rmtree(final, ignore_errors=True)  # a folder without meta.json is no entry
+        except CacheCorrupt as exc:
+            print(f"serbench: {exc}; recomputing the entry", file=sys.stderr)
+            _OPEN.pop(str(final), None)
+            shutil.rmtree(final)
+        for tmp in _stale_tmp(final):  # a fill killed half-way: we hold the lock, it is dead
+            shutil.rmtree(tmp, ignore_errors=True)
+        _fill(spec, dataset, root, utterances, device, final, skip_bad_audio, quiet)
+        return open_entry(final, need_frames)
+
+
+class _HashedFile:
+    """A file written sequentially while its digest and size are computed."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        room = os.environ.get("SERBENCH_FAULT", "").partition("cache-disk-full:")[2]
+        self.file: BinaryIO = (io.BufferedWriter(_NoRoom(path, int(room))) if room.isdigit()
+                               else open(path, "wb"))
+        self.hash = hashlib.blake2b(digest_size=16)
+        self.size = 0
+
+    def write(self, array: np.ndarray) -> None:
+        data = np.ascontiguousarray(array).data
+        with self._named():
+            self.file.write(data)
+        self.hash.update(data)
+        self.size += data.nbytes
+
+    def close(self) -> dict[str, Any]:
+        with self._named():
+            self.file.flush()
+            os.fsync(self.file.fileno())
+        self.file.close()
+        _VERIFIED[str(self.path)] = _stat_sig(self.path)  # re-keyed to the final path below
+        return {"size": self.size, "digest": self.hash.hexdigest()}
+
+    @contextlib.contextmanager
+    def _named(self) -> Iterator[None]:
+        """A write error (a full disk) as one line naming the cache folder and the way out."""
+        try:
+            yield
+        except OSError as exc:
+            where = self.path.parent.parent
+            raise ConfigError(f"cannot write the feature cache in {where}: "
+                              f"{exc.strerror or exc}; free some space there or point "
+                              "SERBENCH_CACHE at a disk with room") from None
+
+    def discard(self) -> None:
+        """Close without writing what is buffered (the fill failed; its folder is removed)."""
+        with contextlib.suppress(OSError):
+            self.file.close()
+
+
+class _NoRoom(io.FileIO):
+    """A file on a disk that is full after ``room`` bytes: the ``cache-disk-full:<room>``
+    fault of ``SERBENCH_FAULT``, for tests of a full disk during the fill."""
+
+    def __init__(self, path: Path, room: int) -> None:
+        super().__init__(path, "wb")
+        self.room = room
+
+    def write(self, data: Any) -> int:
+        n = memoryview(data).nbytes
+        if n > self.room:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self.name))
+        self.room -= n
+        return super().write(data)
+
+
+def fill_threads() -> int:
+    """CPU threads of the fill's forward pass: ``$SERBENCH_FILL_THREADS``, else every core.
+
+    The fill is the one big computation and runs once under a lock; the training that follows may
+    run on fewer threads (small heads train fastest on one), so it sets its own count.
+    """
+    value = os.environ.get("SERBENCH_FILL_THREADS", "").strip()
+    if value:
+        if not value.isdigit() or int(value) < 1:
+            raise ConfigError(f"SERBENCH_FILL_THREADS must be a positive integer, got {value!r}")
+        return int(value)
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+@contextlib.contextmanager
+def threads(n: int) -> Iterator[None]:
+    """Torch's intra-op thread count set to ``n`` for a block, then restored."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def inference_batches(durations: Sequence[float]) -> list[list[int]]:
+    """The length buckets of one forward pass over a corpus (also the speed floor's batches)."""
+    return bucket_batches(durations, INFER_SECONDS)
+
+
+def _fill(
+    spec: UpstreamSpec,
+    dataset: str,
+    root: Path,
+    utterances: Sequence[Utterance],
+    device: Any,
+    final: Path,
+    skip_bad_audio: bool,
+    quiet: bool,
+) -> None:
+    import torch
+
+    from serbench.contracts import upstream_output
+    from serbench.data.audio import AudioError, load_audio
+    from serbench.data.manifests import audio_path
+
+    started = time.perf_counter()
+    tmp = final.parent / f".tmp-{final.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
+    tmp.mkdir(parents=True)
+    files = {name: _HashedFile(tmp / name) for name in FILES}
+    progress = _progress(len(utterances), f"features {spec.name} on {dataset}", quiet)
+    try:
+        model = spec.loader(device)
+        model.eval()
+        keys: list[str] = []
+        skipped: list[dict[str, str]] = []
+        offset, layers, dim = 0, 0, 0
+        for batch in inference_batches([u.duration or 1.0 for u in utterances]):
+            waves, good = [], []
+            for i in batch:
+                u = utterances[i]
+                try:
+                    waves.append(load_audio(audio_path(root, u), spec.sample_rate))
+                    good.append(u)
+                except AudioError as exc:
+                    if not skip_bad_audio:
+                        raise
+                    skipped.append({"key": u.key, "path": u.path, "reason": exc.problem})
+                    print(f"serbench: warning: skipping {exc}", file=sys.stderr)
+            progress.update(len(batch))
+            if not good:
+                continue
+            lengths = torch.tensor([len(w) for w in waves])
+            padded = torch.zeros(len(waves), int(lengths.max()))
+            for j, w in enumerate(waves):
+                padded[j, : len(w)] = torch.from_numpy(w)
+            with torch.inference_mode(), threads(fill_threads()):
+                hidden, frame_lengths = upstream_output(spec.name, model(padded.to(device),
+                                                                         lengths.to(device)))
+                counts = [max(int(n), 1) for n in frame_lengths.tolist()]
+                # float16 on the device (half the transfer), converted by numpy on the CPU
+                hidden16 = [h.to(torch.float16).cpu().numpy() if h.device.type != "cpu"
+                            else h.float().numpy().astype(np.float16) for h in hidden]
+            del hidden
+            layers, dim = len(hidden16), hidden16[0].shape[2]
+            for j, u in enumerate(good):
+                n = counts[j]
+                stats = np.empty((2, layers, dim), dtype=np.float32)
+                for k, h in enumerate(hidden16):
+                    x16 = h[j, :n]
+                    xd = x16.astype(np.float64)  # statistics of the frames exactly as stored
+                    stats[0, k], stats[1, k] = xd.mean(0), xd.var(0)
+                    if not np.isfinite(stats[:, k]).all():
+                        raise ConfigError(f"upstream {spec.name} gave non-finite values (or "
+                                          f"values beyond float16) in layer {k} for {u.path}")
+                    files["frames.f16"].write(x16)
+                files["mean.f32"].write(stats[0])
+                files["var.f32"].write(stats[1])
+                files["index.i64"].write(np.array([offset, n], dtype=np.int64))
+                keys.append(u.key)
+                offset += n
+        if not keys:
+            raise ConfigError(f"no usable audio in dataset {dataset}: every file was skipped")
+        written = {name: f.close() for name, f in files.items()}
+        body = {
+            "format": FORMAT,
+            "upstream": spec.name,
+            "revision": str(getattr(model, "revision", None) or spec.revision),
+            "spec_revision": spec.revision,
+            "dataset": dataset,
+            "sample_rate": spec.sample_rate,
+            "layers": layers,
+            "dim": dim,
+            "total_frames": offset,
+            "keys": keys,
+            "skipped": skipped,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "fill_seconds": round(time.perf_counter() - started, 3),
+            "files": written,
+        }
+        doc = {"body": body, "blake2b": _meta_digest(body)}
+        with open(tmp / "meta.json", "w") as f:
+            f.write(json.dumps(doc))
+            f.flush()
+            os.fsync(f.fileno())
+        os.rename(tmp, final)
+        for name in FILES:  # the rename keeps inodes and times: what was hashed stays verified
+            _VERIFIED[str(final / name)] = _VERIFIED.pop(str(tmp / name))
+        _fsync_dir(final.parent)
+    finally:
+        progress.close()  # cleared before an error or "interrupted" line is printed
+        for f in files.values():
+            f.discard()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class _Silent:
+    def update(self, n: int) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _progress(total: int, desc: str, quiet: bool) -> Any:
+    if quiet:
+        return _Silent()
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="utt", file=sys.stderr, leave=False)
+
+
+# ------------------------------------------------------------------------------- ls / clear
+
+
+def list_entries() -> list[dict[str, Any]]:
+    """Every cache entry with its size, for ``serbench cache ls``; damaged ones say so."""
+    rows: list[dict[str, Any]] = []
+    base = cache_root() / "features"
+    for folder in sorted(p for p in base.glob("*/*") if p.is_dir()):
+        incomplete = folder.name.startswith(".tmp-")
+        try:
+            meta = {} if incomplete else read_meta(folder)
+            status = "incomplete" if incomplete else "ok"
+            for name, want in meta.get("files", {}).items():  # half-deleted or truncated
+                if not (folder / name).is_file() or (folder / name).stat().st_size != want["size"]:
+                    status = "damaged"
+        except (OSError, CacheCorrupt):
+            meta, status = {}, "damaged"
+        size = sum(p.stat().st_size for p in folder.iterdir() if p.is_file())
+        rows.append({
+            "upstream": meta.get("upstream", folder.parent.name),
+            "dataset": meta.get("dataset"), "revision": meta.get("revision"),
+            "utterances": len(meta.get("keys", [])), "layers": meta.get("layers"),
+            "dim": meta.get("dim"), "frames": meta.get("total_frames"), "bytes": size,
+            "created": meta.get("created"), "status": status, "path": str(folder),
+        })
+    return rows
+
+
+def clear_entries(upstream: str | None = None, dataset: str | None = None) -> list[dict[str, Any]]:
+    """Delete matching entries (all when no filter) and leftovers of killed fills.
+
+    An entry being filled right now (its lock is held) is left alone. Returns what was removed.
+    """
+    removed = []
+    for row in list_entries():
+        folder = Path(row["path"])
+        if upstream and row["upstream"] not in (upstream, _safe(upstream)):
+            continue
+        if dataset and not (row["dataset"] == dataset
+                            or folder.name.startswith((f"{_safe(dataset)}-",
+                                                       f".tmp-{_safe(dataset)}-"))):
+            continue
+        final = folder
+        if row["status"] == "incomplete":  # .tmp-<final name>.<pid>.<random>
+            final = folder.parent / folder.name[len(".tmp-"):].rsplit(".", 2)[0]
+        lock = _lock_path(final)
+        with _locked(lock, block=False) as held:
+            if not held:
+                continue
+            _OPEN.pop(str(folder), None)
+            shutil.rmtree(folder, ignore_errors=True)
+        if not final.exists():
+            lock.unlink(missing_ok=True)
+        removed.append(row)
+    return removed

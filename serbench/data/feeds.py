@@ -1,0 +1,219 @@
+"""Batches of one fold: from the feature cache (frozen upstreams) or from audio (fine-tuning).
+
+Every feed cuts the same length-bucketed batches (by audio seconds, ``bucket_batches``) in the
+same order for a given seed, so methods under one budget see the same utterances per step, and
+a model that is linear up to its pooling trains identically on pooled or on frame inputs.
+
+Feature normalisation happens here, before the method sees anything, so every method gets the
+same inputs: ``none``, ``global`` (statistics of the training frames) or ``speaker`` (each
+speaker's own frames, test speakers included: it uses no labels, the usual practice in SER, but
+it is transductive: the model sees each test speaker's unlabelled test audio; runs record it).
+A speaker known from a single utterance (MSP-Podcast's ``Unknown`` speakers become one
+pseudo-speaker per file) has no statistics of its own: its own would turn its pooled features
+into exactly zero, so it takes the training set's (``global``) statistics.
+Both are per (layer, dim) affine maps of each frame, so normalising an utterance's mean frame is
+the same as averaging its normalised frames: the pooled path stays exact.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterator, Mapping, Sequence
+
+import numpy as np
+
+from serbench.data.batching import bucket_batches
+from serbench.data.features import FeatureEntry
+from serbench.options import NORMALIZE
+from serbench.specs import GENDERS, Batch, ConfigError, Utterance
+
+
+class _Split:
+    """One split's per-utterance columns, built once so a batch is a few index operations."""
+
+    def __init__(self, utts: Sequence[Utterance], label_index: Mapping[str, int]) -> None:
+        import torch
+
+        self.utts = list(utts)
+        self.durations = [u.duration or 1.0 for u in self.utts]
+        self.labels = torch.tensor([label_index[u.label] for u in self.utts], dtype=torch.long)
+        self.genders = None
+        if any(u.gender is not None for u in self.utts):
+            self.genders = torch.tensor([GENDERS.index(u.gender) if u.gender in GENDERS else -1
+                                         for u in self.utts])
+        self.texts = None
+        if any(u.text is not None for u in self.utts):
+            self.texts = [u.text or "" for u in self.utts]
+
+    def batch(self, idx: Sequence[int], rows: Any, lengths: Any, **inputs: Any) -> Batch:
+        """The batch of positions ``idx`` (``rows``: the same as a tensor) with its inputs."""
+        return Batch(
+            keys=[self.utts[i].key for i in idx],
+            labels=self.labels.index_select(0, rows),
+            lengths=lengths,
+            speakers=[self.utts[i].speaker for i in idx],
+            genders=None if self.genders is None else self.genders[rows],
+            texts=None if self.texts is None else [self.texts[i] for i in idx],
+            audio_seconds=float(sum(self.durations[i] for i in idx)),
+            **inputs,
+        )
+
+
+class Feed:
+    """Batches of one fold. ``train`` cycles epochs forever; ``evaluate`` walks a split once."""
+
+    def train(self, seed: int) -> Iterator[Batch]:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def evaluate(self, split: str) -> Iterator[Batch]:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+class _Base(Feed):
+    def __init__(
+        self,
+        splits: Mapping[str, Sequence[Utterance]],
+        label_index: Mapping[str, int],
+        batch_seconds: float,
+    ) -> None:
+        self.splits = {name: _Split(utts, label_index) for name, utts in splits.items()}
+        self.label_index = label_index
+        self.batch_seconds = batch_seconds
+        self.batches_per_epoch = len(self.batches("train", seed=0))
+        self._in_order: dict[str, list[list[int]]] = {}  # evaluation batches, cut once
+
+    def batches(self, split: str, seed: int | None) -> list[list[int]]:
+        """Index lists into ``split``: shuffled among similar lengths with a seed, else sorted."""
+        return bucket_batches(self.splits[split].durations, self.batch_seconds, seed=seed)
+
+    def make(self, split: str, idx: Sequence[int]) -> Batch:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def train(self, seed: int) -> Iterator[Batch]:
+        epoch = 0
+        while True:
+            for idx in self.batches("train", seed=seed * 100003 + epoch):
+                yield self.make("train", idx)
+            epoch += 1
+
+    def evaluate(self, split: str) -> Iterator[Batch]:
+        if split not in self._in_order:
+            self._in_order[split] = self.batches(split, seed=None)
+        for idx in self._in_order[split]:
+            yield self.make(split, idx)
+
+
+class CachedFeed(_Base):
+    """Frozen upstream: hidden states from a cache entry, normalised, per frame or pooled.
+
+    Pooled, a batch indexes one ``(N, L, D)`` float32 matrix of per-layer means.
+    """
+
+    def __init__(
+        self,
+        entry: FeatureEntry,
+        splits: Mapping[str, Sequence[Utterance]],
+        label_index: Mapping[str, int],
+        batch_seconds: float,
+        pooled: bool,
+        normalize: str,
+    ) -> None:
+        import torch
+
+        if normalize not in NORMALIZE:
+            raise ConfigError(f"option normalize must be one of {', '.join(NORMALIZE)}, "
+                              f"got {normalize!r}")
+        self.entry = entry
+        self.pooled = pooled
+        self.normalize = normalize
+        super().__init__(splits, label_index, batch_seconds)
+        self._stats = {k: (torch.from_numpy(m), torch.from_numpy(s))
+                       for k, (m, s) in self._statistics(entry, splits, normalize).items()}
+        self._rows = {name: np.array([entry.rows[u.key] for u in s.utts], dtype=np.int64)
+                      for name, s in self.splits.items()}
+        # pooled batches index one (N, L, D) matrix by entry row: the entry's memory map itself
+        # (pages every process of a sweep shares) or, normalised, a copy of it
+        self._source = self._pooled_source() if pooled else None
+        self._where = {name: torch.from_numpy(rows) for name, rows in self._rows.items()}
+
+    @staticmethod
+    def _statistics(entry: FeatureEntry, splits: Mapping[str, Sequence[Utterance]],
+                    normalize: str) -> dict[str | None, tuple[np.ndarray, np.ndarray]]:
+        """Per-speaker statistics, and the training set's under ``None``."""
+        if normalize == "none":
+            return {}
+        stats: dict[str | None, tuple[np.ndarray, np.ndarray]] = {
+            None: entry.moments([u.key for u in splits["train"]])}
+        if normalize == "speaker":
+            everyone: dict[str, list[str]] = {}
+            for utts in splits.values():
+                for u in utts:
+                    everyone.setdefault(u.speaker, []).append(u.key)
+            stats.update({spk: entry.moments(keys) for spk, keys in everyone.items()
+                          if len(keys) > 1})
+        return stats
+
+    def _affine(self, speaker: str) -> tuple[Any, Any] | None:
+        if not self._stats:
+            return None
+        return self._stats.get(speaker) or self._stats[None]
+
+    def _pooled_source(self) -> Any:
+        import torch
+
+        source = torch.from_numpy(np.asarray(self.entry.pooled))
+        if not self._stats:
+            return source
+        speaker_of = {row: u.speaker for name, part in self.splits.items()
+                      for row, u in zip(self._rows[name].tolist(), part.utts, strict=True)}
+        source = source.clone()  # rows no split reads stay as they are
+        for row, speaker in speaker_of.items():
+            mean, std = self._affine(speaker)  # type: ignore[misc]
+            source[row].sub_(mean).div_(std)
+        return source
+
+    def make(self, split: str, idx: Sequence[int]) -> Batch:
+        """The batch of ``split``'s utterances at positions ``idx``."""
+        import torch
+
+        part = self.splits[split]
+        rows = torch.as_tensor(idx, dtype=torch.long)
+        if self.pooled:
+            at = self._where[split].index_select(0, rows)
+            x = self._source.index_select(0, at).unsqueeze(2)  # (B, L, 1, D)
+            return part.batch(idx, rows, torch.ones(len(idx), dtype=torch.long), stacked=x)
+        blocks = [self.entry.layer_frames(part.utts[i].key) for i in idx]  # (L, n, D) float16
+        lengths = torch.tensor([b.shape[1] for b in blocks], dtype=torch.long)
+        x = torch.zeros(len(idx), self.entry.num_layers, int(lengths.max()), self.entry.dim)
+        for j, (i, block) in enumerate(zip(idx, blocks, strict=True)):
+            item = x[j, :, : block.shape[1]]
+            item.copy_(torch.from_numpy(block))
+            affine = self._affine(part.utts[i].speaker)
+            if affine is not None:
+                item.sub_(affine[0][:, None]).div_(affine[1][:, None])
+        return part.batch(idx, rows, lengths, stacked=x)
+
+
+class AudioFeed(_Base):
+    """Fine-tuned upstream: padded waveforms, decoded once per run and kept in memory."""
+
+    def __init__(
+        self,
+        waves: Mapping[str, np.ndarray],
+        splits: Mapping[str, Sequence[Utterance]],
+        label_index: Mapping[str, int],
+        batch_seconds: float,
+    ) -> None:
+        self.waves = waves
+        super().__init__(splits, label_index, batch_seconds)
+
+    def make(self, split: str, idx: Sequence[int]) -> Batch:
+        import torch
+
+        part = self.splits[split]
+        rows = torch.as_tensor(idx, dtype=torch.long)
+        arrays = [self.waves[part.utts[i].key] for i in idx]
+        lengths = torch.tensor([len(a) for a in arrays], dtype=torch.long)
+        x = torch.zeros(len(arrays), int(lengths.max()))
+        for j, a in enumerate(arrays):
+            x[j, : len(a)] = torch.from_numpy(a)
+        return part.batch(idx, rows, lengths, waveforms=x)

@@ -1,0 +1,62 @@
+"""A dataset as one sweep sees it: its resolved root and options, its utterances and checked
+folds."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from serbench.registry import Components
+from serbench.specs import DatasetSpec, Fold, Utterance
+
+
+@dataclass
+class DatasetView:
+    """A dataset as one sweep sees it: resolved root, options, utterances and checked folds."""
+
+    spec: DatasetSpec
+    root: Path
+    options: dict[str, Any]
+    protocol: str
+    utterances: list[Utterance]
+    folds: dict[str, Fold]
+    skipped: list[dict[str, str]] = field(default_factory=list)
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        present = {u.label for u in self.utterances}
+        ordered = [lab for lab in self.spec.labels if lab in present]
+        return tuple(ordered + sorted(present - set(ordered)))
+
+
+def load_dataset(
+    components: Components,
+    name: str,
+    data_root: str | Path | None,
+    protocol: str | None,
+    raw_options: Mapping[str, str],
+    skip_bad_audio: bool = False,
+    with_folds: bool = True,
+) -> DatasetView:
+    """A corpus and its protocol's folds (``with_folds=False``: its utterances only)."""
+    from serbench.data.manifests import dataset_options, load_folds, load_utterances, resolve_root
+
+    spec = components.datasets.get(name)
+    options = dataset_options(spec, raw_options)
+    root = resolve_root(spec, data_root, components.plugins)
+    skipped: list[dict[str, str]] = []
+
+    def on_bad(err: Any) -> None:
+        skipped.append({"path": err.path, "reason": err.problem})
+        print(f"serbench: warning: skipping {err}", file=sys.stderr)
+
+    handler = on_bad if skip_bad_audio else None
+    utterances = load_utterances(spec, root, options, on_bad_audio=handler)
+    if not with_folds:
+        return DatasetView(spec, root, options, "", utterances, {}, skipped)
+    protocol = protocol or spec.default_protocol
+    folds = load_folds(spec, utterances, protocol, options)
+    return DatasetView(spec, root, options, protocol, utterances, {f.name: f for f in folds},
+                       skipped)

@@ -1,0 +1,480 @@
+"""Where a sweep's runs execute: here, in N local processes, on a Ray cluster, or under torchrun.
+
+Every executor takes validated :class:`~serbench.run.planning.Plan` s (one, or every plan of a
+suite) and returns one outcome per run, in plan order, reporting each as it finishes. Runs are
+independent, so a sweep spreads over processes by run, across plans; workers rebuild each plan
+once from ``Plan.request`` (plugins hold callables that do not travel) and check that they compute
+the same run ids.
+
+Who writes the store:
+
+- local workers (``--workers N``) write their own runs: the store is a local folder that is safe for
+  concurrent writers (atomic renames, SQLite in WAL mode), so the driver never serialises them;
+- Ray tasks (``--executor ray``) return the record and predictions and the *driver* writes them, so
+  worker nodes need the corpus (and their own feature cache) but not the results folder;
+- under torchrun every rank trains the same run and rank 0 writes (:mod:`serbench.run.distributed`).
+
+Local workers die with their driver: each holds the read end of a pipe (the *lifeline*) whose
+only write end is the driver's, and exits the moment it reads end-of-file there, whether the driver
+exited, was killed (SIGKILL, SIGTERM) or stops the sweep on Ctrl-C. Workers and the fork server
+ignore SIGINT (a Ctrl-C in a terminal reaches the whole process group): the driver decides what it
+stops. Once the workers are gone the fork server and the resource tracker exit by themselves
+(each waits for end-of-file on a pipe its clients hold).
+
+Ray tasks ask for the resources their budget declares: ``num_gpus=1`` when the budget's device is
+CUDA (or ``auto`` on a cluster that has GPUs), ``num_cpus=budget.cpus``, ``memory=budget.memory_gb``
+(GiB).
+Their progress (start, node, dev evaluations) streams back to the driver through a small actor,
+sent without waiting: a task blocked in ``ray.get`` would lend its CPUs to another task.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from multiprocessing.connection import Connection
+from typing import Any, Callable, Iterator, Mapping, Sequence
+
+from serbench.specs import Budget, ConfigError
+
+Report = Callable[[dict[str, Any]], None]
+EXECUTORS = ("local", "ray")
+EXIT_CUT = 3  # a local worker's exit status when its driver is gone or stopped the sweep
+
+
+class ExecutorError(ConfigError):
+    """A worker or the cluster failed in a way no run record can hold."""
+
+
+# ---------------------------------------------------------------------------------- workers
+
+_PLANS: dict[str, Any] = {}  # one rebuilt plan per request, per worker process
+
+
+def _worker_plan(request: Mapping[str, Any]) -> Any:
+    import json
+
+    from serbench.registry import collect
+    from serbench.run.planning import make_plan
+
+    key = json.dumps(request, sort_keys=True, default=repr)
+    if key not in _PLANS:
+        _PLANS[key] = make_plan(collect(), **request)
+    return _PLANS[key]
+
+
+def worker_request(plan: Any) -> dict[str, Any]:
+    """``plan.request`` with the corpus root and protocol the driver resolved, so workers agree."""
+    return {**plan.request, "data_root": str(plan.dataset.root.resolve()),
+            "protocol": plan.dataset.protocol}
+
+
+def execute_one(request: Mapping[str, Any], run_id: str, device: str | None, quiet: bool,
+                results: str | None, progress: Any = None) -> dict[str, Any]:
+    """Run one planned run in this (worker) process.
+
+    Returns ``{"record": ...}`` plus ``"predictions"`` when ``results`` is ``None`` (the driver
+    stores them), or ``{"fatal": message}`` for an error that stops the sweep (bad audio, a plan
+    the worker cannot rebuild), which the driver raises.
+    """
+    from serbench.data.audio import AudioError
+    from serbench.run.attempt import attempt
+    from serbench.run.devices import resolve_device
+    from serbench.specs import error_line
+    from serbench.store import Store
+
+    try:
+        plan = _worker_plan(request)
+        run = next((r for r in plan.runs if r.run_id == run_id), None)
+        if run is None:
+            raise ExecutorError(f"worker {_host()} computes other run ids than the driver (run "
+                                f"{run_id} missing): install the same serbench and plugin "
+                                "versions on every node")
+        dev = resolve_device(device or plan.budget.device)
+    except ConfigError as exc:
+        return {"fatal": error_line(exc)}
+
+    def tell(message: str) -> None:
+        if progress is not None:
+            progress(run_id, message)
+
+    tell(f"started on {_host()} ({dev})")
+    try:  # a run that fails is stored as failed, the sweep goes on
+        run_record, predictions = attempt(plan, run, dev, quiet=quiet, progress=tell)
+    except AudioError as exc:
+        return {"fatal": error_line(exc)}
+    record = run_record.to_json()
+    if results is None:
+        return {"record": record, "predictions": predictions}
+    Store(results).write(record, predictions)
+    return {"record": record}
+
+
+def _host() -> str:
+    import socket
+
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+_ENV = ("SERBENCH_", "HF_", "TRANSFORMERS_")  # what a worker must see as the driver sees it now
+
+
+def _init_local_worker(threads: int, env: Mapping[str, str], lifeline: Connection) -> None:
+    """Share the cores (N workers × ``threads`` intra-op threads) and take the driver's current
+    settings: a forkserver keeps the environment it started with. Leave Ctrl-C to the driver,
+    and die with it."""
+    import threading
+
+    import torch
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(target=_exit_when_cut, args=(lifeline,), name="serbench-lifeline",
+                     daemon=True).start()
+    for key in [k for k in os.environ if k.startswith(_ENV) and k not in env]:
+        del os.environ[key]
+    os.environ.update(env)
+    torch.set_num_threads(threads)
+
+
+def _exit_when_cut(lifeline: Connection) -> None:
+    """Wait for end-of-file on the lifeline, then exit at once: the driver is gone or stops the
+    sweep, so this worker takes no further run and stores nothing more (the store's atomic
+    writes leave at most a hidden ``.tmp-`` folder of the run it was writing)."""
+    with contextlib.suppress(EOFError, OSError):
+        lifeline.recv_bytes()
+    os._exit(EXIT_CUT)
+
+
+def _print_progress(run_id: str, message: str) -> None:
+    print(f"serbench: run {run_id}: {message}", file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------------------------- executors
+
+
+class _Sweep:
+    """Bookkeeping shared by the executors: skipped runs, outcomes in plan order, the hook.
+
+    A cell planned twice (the same run id in two plans of a suite) runs once.
+    """
+
+    def __init__(self, plans: Sequence[Any], store: Any, report: Report | None) -> None:
+        from serbench.run.attempt import is_stored, skipped
+
+        self.plans, self.store, self.report = plans, store, report
+        self.by_id: dict[str, tuple[Any, Any]] = {}
+        self.outcomes: dict[str, dict[str, Any]] = {}
+        self.todo: list[tuple[Any, Any]] = []
+        for plan in plans:
+            for run in plan.runs:
+                if run.run_id in self.by_id:
+                    continue
+                self.by_id[run.run_id] = (plan, run)
+                if is_stored(run, store):
+                    self._emit(run.run_id, skipped(run, store))
+                else:
+                    self.todo.append((plan, run))
+
+    def finished(self, record: Mapping[str, Any], predictions: list[Any] | None) -> None:
+        """A run a worker finished; ``predictions`` are written here, ``None``: the worker did."""
+        from serbench.run.attempt import finished
+
+        plan, run = self.by_id[record["run_id"]]
+        self._emit(run.run_id, finished(plan, run, record, predictions, self.store))
+
+    def _emit(self, run_id: str, out: dict[str, Any]) -> None:
+        self.outcomes[run_id] = out
+        if self.report:
+            self.report(out)
+
+    def result(self) -> list[dict[str, Any]]:
+        return [self.outcomes[r.run_id] for p in self.plans for r in p.runs
+                if r.run_id in self.outcomes]
+
+
+class LocalExecutor:
+    """``--workers N``: N processes on this machine (1: in this process, no pool)."""
+
+    def __init__(self, workers: int = 1) -> None:
+        if workers < 1:
+            raise ConfigError(f"--workers must be at least 1, got {workers}")
+        self.workers = workers
+        if workers > 1:
+            _start_early()
+
+    def run(self, plans: Sequence[Any], store: Any, *, device: str | None = None,
+            quiet: bool = False, report: Report | None = None) -> list[dict[str, Any]]:
+        from serbench.run.attempt import run_plan
+        from serbench.run.devices import resolve_device
+        from serbench.run.execution import prepare_features
+
+        if self.workers == 1:
+            return [o for plan in plans
+                    for o in run_plan(plan, store, device=device, quiet=quiet, report=report)]
+        store.ensure()
+        sweep = _Sweep(plans, store, report)
+        if not sweep.todo:
+            return sweep.result()
+        for plan in plans:
+            prepare_features(plan, [r for p, r in sweep.todo if p is plan],
+                             resolve_device(device or plan.budget.device), quiet=quiet)
+        requests = {id(plan): worker_request(plan) for plan in plans}
+        n = min(self.workers, len(sweep.todo))
+        threads = max(1, (os.cpu_count() or 1) // n)
+        progress = None if quiet else _print_progress
+        ctx = _context()
+        lifeline, held = ctx.Pipe(duplex=False)  # ``held``: the only write end, never shared
+        pool = ProcessPoolExecutor(n, mp_context=ctx, initializer=_init_local_worker,
+                                   initargs=(threads, {k: v for k, v in os.environ.items()
+                                                       if k.startswith(_ENV)}, lifeline))
+        try:
+            caught: list[int] = []
+            # a Ctrl-C while a worker is being started (the fork server may still be importing
+            # torch) waits until it is: a worker started for a driver that has let go of the pool
+            # cannot open the pool's semaphores and dies with a traceback
+            with _on_sigint(lambda *_: caught.append(1)):
+                pending = {pool.submit(execute_one, requests[id(plan)], r.run_id, device, True,
+                                       str(store.root), progress) for plan, r in sweep.todo}
+            if caught:
+                raise KeyboardInterrupt
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    _finish(sweep, _result(future), store_it=False)
+        except KeyboardInterrupt:
+            with _on_sigint(signal.SIG_IGN):  # the workers stop now: more Ctrl-C change nothing
+                held.close()
+                pool.shutdown(wait=True, cancel_futures=True)
+            left = sum(r.run_id not in sweep.outcomes for _, r in sweep.todo)
+            raise KeyboardInterrupt(f"stopped the sweep with {left} of {len(sweep.todo)} runs "
+                                    "unfinished; finished runs are stored: run the same command "
+                                    "again to finish the rest") from None
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+            held.close()
+            lifeline.close()
+        return sweep.result()
+
+
+def _context() -> Any:
+    """Workers forked from a server that imported torch and serbench once (not per worker);
+    spawned where there is no fork. Never a plain fork of the driver, whose threads it copies."""
+    import multiprocessing
+
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    ctx = multiprocessing.get_context("forkserver")
+    # torch._dynamo: torch.optim imports it when the first optimiser is built (over a second)
+    ctx.set_forkserver_preload(["torch", "torch._dynamo", "serbench.run.executors",
+                                "serbench.run.execution", "serbench.run.training",
+                                "serbench.data.feeds", "serbench.data.features",
+                                "serbench.judge.metrics", "serbench.store"])
+    return ctx
+
+
+@contextlib.contextmanager
+def _on_sigint(handler: Any) -> Iterator[None]:
+    """``handler`` for SIGINT during a block (in the main thread), then the previous one again."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:  # None: a handler set outside Python, which it cannot restore
+        signal.signal(signal.SIGINT, signal.SIG_DFL if previous is None else previous)
+
+
+def _start_early() -> None:
+    """Start the fork server now: it imports torch while the driver plans and fills caches.
+
+    It starts with SIGINT ignored (an ignored signal stays ignored across exec; the workers it
+    forks inherit that): a Ctrl-C while it imports torch would otherwise kill it with a traceback.
+    Here SIGINT is blocked meanwhile, so that a Ctrl-C is delivered after, not lost.
+    """
+    from multiprocessing import forkserver
+
+    if _context().get_start_method() == "forkserver":
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            with _on_sigint(signal.SIG_IGN):
+                forkserver.ensure_running()
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
+def _result(future: Any) -> dict[str, Any]:
+    from concurrent.futures.process import BrokenProcessPool
+
+    try:
+        return future.result()
+    except BrokenProcessPool:
+        raise ExecutorError("a worker process died (killed or out of memory); runs stored so "
+                            "far are kept: run the same command again to finish") from None
+
+
+def _finish(sweep: _Sweep, result: Mapping[str, Any], store_it: bool) -> None:
+    if "fatal" in result:
+        raise ExecutorError(result["fatal"])
+    sweep.finished(result["record"], result["predictions"] if store_it else None)
+
+
+def task_resources(budget: Budget, device: str | None,
+                   cluster: Mapping[str, float]) -> dict[str, Any]:
+    """Ray task options for one run under ``budget`` on a cluster with ``cluster`` resources.
+
+    A request the cluster can never meet is an error here: Ray would wait for it forever.
+    """
+    name = device or budget.device
+    cluster_gpus = float(cluster.get("GPU", 0))
+    if not isinstance(budget.cpus, int) or isinstance(budget.cpus, bool) or budget.cpus < 1:
+        raise ConfigError(f"budget {budget.name!r}: cpus must be a positive integer, "
+                          f"got {budget.cpus!r}")
+    if not isinstance(budget.memory_gb, (int, float)) or budget.memory_gb < 0:
+        raise ConfigError(f"budget {budget.name!r}: memory_gb must be a number >= 0, "
+                          f"got {budget.memory_gb!r}")
+    gpus = 1 if name.startswith("cuda") or (name == "auto" and cluster_gpus > 0) else 0
+    if gpus and cluster_gpus <= 0:
+        raise ConfigError(f"budget {budget.name!r} asks for device {name!r}, but the Ray "
+                          "cluster has no GPU; use --device cpu or a cluster with GPUs")
+    if budget.cpus > float(cluster.get("CPU", 0)):
+        raise ConfigError(f"budget {budget.name!r} asks for {budget.cpus} CPUs per run, but the "
+                          f"Ray cluster has {float(cluster.get('CPU', 0)):g} in all; lower cpus "
+                          "in the budget")
+    out: dict[str, Any] = {"num_cpus": budget.cpus, "num_gpus": gpus}
+    if budget.memory_gb > 0:
+        out["memory"] = int(budget.memory_gb * 2**30)
+    return out
+
+
+class RayExecutor:
+    """``--executor ray [--address ADDR]``: one Ray task per run; the driver stores results."""
+
+    def __init__(self, address: str | None = None) -> None:
+        self.address = address
+
+    def _connect(self) -> Any:
+        try:
+            import ray
+        except ImportError:
+            raise ConfigError("--executor ray needs Ray: pip install 'serbench[ray]'") from None
+        if not ray.is_initialized():
+            address = self.address or os.environ.get("RAY_ADDRESS")
+            extra = {} if address else {"include_dashboard": False}  # only for a new instance
+            try:
+                ray.init(address=address, log_to_driver=False, logging_level="ERROR", **extra)
+            except (ConnectionError, RuntimeError, ValueError) as exc:
+                where = address or "a new local instance"
+                raise ExecutorError(f"cannot start or reach the Ray cluster at {where}: "
+                                    f"{' '.join(str(exc).split())[:200]}") from None
+        return ray
+
+    def run(self, plans: Sequence[Any], store: Any, *, device: str | None = None,
+            quiet: bool = False, report: Report | None = None) -> list[dict[str, Any]]:
+        store.ensure()
+        sweep = _Sweep(plans, store, report)
+        if not sweep.todo:
+            return sweep.result()
+        ray = self._connect()
+        cluster = ray.cluster_resources()
+        task = ray.remote(max_retries=0)(_ray_task)
+        # every plan's resources are checked before the first task is sent
+        options = {id(p): task_resources(p.budget, device, cluster) for p in plans}
+        requests = {id(plan): worker_request(plan) for plan in plans}
+        sink = ray.remote(num_cpus=0)(_ProgressSink).remote()
+        pending = {task.options(**options[id(plan)]).remote(requests[id(plan)], r.run_id, device,
+                                                            sink): r
+                   for plan, r in sweep.todo}
+        try:
+            while pending:
+                done, _ = ray.wait(list(pending), num_returns=1, timeout=0.5)
+                # progress first: a task flushes its events before it returns
+                for run_id, message in ray.get(sink.take.remote()):
+                    if not quiet:
+                        _print_progress(run_id, message)
+                for ref in done:
+                    pending.pop(ref)
+                    try:
+                        result = ray.get(ref)
+                    except ray.exceptions.RayError as exc:
+                        raise ExecutorError(f"a Ray task failed outside the run: "
+                                            f"{' '.join(str(exc).split())[:300]}") from None
+                    _finish(sweep, result, store_it=True)
+        finally:
+            for ref in pending:
+                ray.cancel(ref, force=True)
+            ray.kill(sink)
+        return sweep.result()
+
+
+class _ProgressSink:
+    """A Ray actor holding progress events until the driver takes them."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, str]] = []
+
+    def put(self, event: tuple[str, str]) -> None:
+        self.events.append(event)
+
+    def take(self) -> list[tuple[str, str]]:
+        out, self.events = self.events, []
+        return out
+
+    def flush(self) -> None:
+        """Returns once every earlier ``put`` of the caller is held."""
+
+
+def _ray_task(request: Mapping[str, Any], run_id: str, device: str | None,
+              sink: Any) -> dict[str, Any]:
+    """What a Ray worker runs: one run, progress to ``sink``, the result back to the driver."""
+    import ray
+
+    result = execute_one(request, run_id, device, True, None,
+                         progress=lambda rid, msg: sink.put.remote((rid, msg)))
+    ray.get(sink.flush.remote())  # calls from one caller run in order: every event is in
+    return result
+
+
+class DistributedExecutor:
+    """Under torchrun: all ranks train each run together (see :mod:`serbench.run.distributed`)."""
+
+    def run(self, plans: Sequence[Any], store: Any, *, device: str | None = None,
+            quiet: bool = False, report: Report | None = None) -> list[dict[str, Any]]:
+        from serbench.run.distributed import run_distributed
+
+        return run_distributed(plans, store, device=device, quiet=quiet, report=report)
+
+
+def make_executor(name: str = "local", workers: int = 1,
+                  address: str | None = None) -> LocalExecutor | RayExecutor | DistributedExecutor:
+    """The executor a ``serbench run`` command line asks for."""
+    from serbench.run.distributed import env_world
+
+    if name not in EXECUTORS:
+        raise ConfigError(f"unknown executor {name!r}: use {' or '.join(EXECUTORS)}")
+    if address and name != "ray":
+        raise ConfigError("--address is the Ray cluster address: use it with --executor ray")
+    if env_world() is not None:
+        if name != "local" or workers != 1:
+            raise ConfigError("under torchrun every process trains the same run: drop "
+                              "--workers and --executor")
+        return DistributedExecutor()
+    if name == "ray":
+        if workers != 1:
+            raise ConfigError("--workers is for the local executor; Ray places runs itself "
+                              "(set cpus in the budget)")
+        return RayExecutor(address)
+    return LocalExecutor(workers)
+
+
+def is_primary() -> bool:
+    """False on torchrun ranks other than 0: they print nothing and store nothing."""
+    from serbench.run.distributed import env_world
+
+    found = env_world()
+    return found is None or found[0] == 0
