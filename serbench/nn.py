@@ -14,7 +14,7 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
-from serbench import Batch, ConfigError
+from serbench import Batch, BuildContext, ConfigError
 from serbench.run.devices import resolve_device
 from serbench.run.training import BudgetExhausted
 from serbench.run.training import adamw as _adamw
@@ -118,6 +118,28 @@ def upstream_hidden(upstream: nn.Module | None, batch: Batch
     return list(hidden), lengths
 
 
+def finetuned_upstream(ctx: BuildContext) -> nn.Module | None:
+    """The upstream a method trains inside its model when it fine-tunes (``ctx.finetune_upstream``),
+    every parameter trainable; ``None`` on frozen features, which the harness serves from its
+    cache (pass the result to :func:`upstream_hidden`)."""
+    if not ctx.finetune_upstream:
+        return None
+    upstream = ctx.load_upstream()
+    upstream.requires_grad_(True)
+    return upstream
+
+
+def pretrained_and_new_adamw(model: nn.Module, pretrained_lr: float, lr: float,
+                             pretrained: tuple[str, ...] = ("upstream.",)
+                             ) -> torch.optim.Optimizer:
+    """AdamW with the pretrained parts (parameters whose names start with ``pretrained``) at
+    ``pretrained_lr`` and every new part at ``lr``: the usual split when fine-tuning."""
+    named = list(model.named_parameters())
+    old = [p for n, p in named if n.startswith(pretrained)]
+    new = [p for n, p in named if not n.startswith(pretrained)]
+    return adamw([(old, pretrained_lr), (new, lr)])
+
+
 def adamw(groups: list[tuple[list[nn.Parameter], float]]) -> torch.optim.Optimizer:
     """AdamW without weight decay over ``(parameters, lr)`` groups, skipping frozen parameters
     and groups left empty (a weight-free upstream has nothing to fine-tune)."""
@@ -133,8 +155,10 @@ __all__ = [
     "adamw",
     "cached_hidden",
     "cached_stack",
+    "finetuned_upstream",
     "masked_mean",
     "masked_stats",
+    "pretrained_and_new_adamw",
     "resolve_device",
     "upstream_hidden",
 ]

@@ -88,3 +88,27 @@ def test_a_prefixed_factory_declares_for_name_as_a_field() -> None:
 
 def _fbank_named(rest: str) -> UpstreamSpec:
     return UpstreamSpec(name=f"fb:{rest}", loader="serbench_upstreams.fbank:load", hidden_size=80)
+
+
+def test_fine_tuning_helpers_load_the_upstream_and_split_the_learning_rates() -> None:
+    from types import SimpleNamespace
+
+    from serbench.nn import finetuned_upstream, pretrained_and_new_adamw
+
+    loads: list[str] = []
+
+    def load() -> torch.nn.Module:
+        loads.append("upstream")
+        return torch.nn.Linear(3, 3).requires_grad_(False)  # hub weights arrive frozen
+
+    frozen = SimpleNamespace(finetune_upstream=False, load_upstream=load)
+    assert finetuned_upstream(frozen) is None and loads == []  # frozen: features from the cache
+
+    model = torch.nn.Module()
+    model.upstream = finetuned_upstream(SimpleNamespace(finetune_upstream=True, load_upstream=load))
+    model.head = torch.nn.Linear(3, 2)
+    assert loads == ["upstream"] and all(p.requires_grad for p in model.upstream.parameters())
+    groups = pretrained_and_new_adamw(model, 1e-5, 1e-3).param_groups
+    assert [g["lr"] for g in groups] == [1e-5, 1e-3]
+    assert [len(g["params"]) for g in groups] == [2, 2]  # weight and bias of each part
+    assert groups[0]["params"][0] is model.upstream.weight

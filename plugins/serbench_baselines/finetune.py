@@ -6,7 +6,13 @@ import torch
 from torch import nn
 
 from serbench import Batch, BuildContext
-from serbench.nn import LayerSelect, adamw, masked_mean, upstream_hidden
+from serbench.nn import (
+    LayerSelect,
+    finetuned_upstream,
+    masked_mean,
+    pretrained_and_new_adamw,
+    upstream_hidden,
+)
 
 
 class FineTune(nn.Module):
@@ -20,10 +26,7 @@ class FineTune(nn.Module):
         super().__init__()
         self.upstream_lr = float(ctx.options["upstream_lr"])
         self.head_lr = float(ctx.options["lr"])
-        self.upstream: nn.Module | None = None
-        if ctx.finetune_upstream:
-            self.upstream = ctx.load_upstream()
-            self.upstream.requires_grad_(True)
+        self.upstream = finetuned_upstream(ctx)
         self.layers = LayerSelect(ctx.upstream.num_layers, ctx.options["layer"], "finetune")
         self.classify = nn.Linear(ctx.upstream.hidden_size, ctx.num_classes)
 
@@ -38,9 +41,7 @@ class FineTune(nn.Module):
         return self(batch)
 
     def configure_optimizer(self) -> torch.optim.Optimizer:
-        upstream = list(self.upstream.parameters()) if self.upstream is not None else []
-        head = [p for n, p in self.named_parameters() if not n.startswith("upstream.")]
-        return adamw([(upstream, self.upstream_lr), (head, self.head_lr)])
+        return pretrained_and_new_adamw(self, self.upstream_lr, self.head_lr)
 
 def build_finetune(ctx: BuildContext) -> FineTune:
     return FineTune(ctx).to(ctx.device)

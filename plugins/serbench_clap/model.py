@@ -13,7 +13,13 @@ import torch
 from torch import nn
 
 from serbench import Batch, BuildContext, ConfigError
-from serbench.nn import LayerSelect, adamw, masked_mean, upstream_hidden
+from serbench.nn import (
+    LayerSelect,
+    finetuned_upstream,
+    masked_mean,
+    pretrained_and_new_adamw,
+    upstream_hidden,
+)
 
 from . import losses
 from .prompts import class_prompts
@@ -48,10 +54,7 @@ class Clap(nn.Module):
         self.lr, self.upstream_lr = float(opts["lr"]), float(opts["upstream_lr"])
         dim = int(opts["proj_dim"])
 
-        self.upstream: nn.Module | None = None
-        if ctx.finetune_upstream:
-            self.upstream = ctx.load_upstream()
-            self.upstream.requires_grad_(True)
+        self.upstream = finetuned_upstream(ctx)
         self.layers = LayerSelect(ctx.upstream.num_layers, opts["layer"], name)
         self.audio_proj = projection(ctx.upstream.hidden_size, dim)
 
@@ -114,10 +117,8 @@ class Clap(nn.Module):
     def configure_optimizer(self) -> torch.optim.Optimizer:
         """Pretrained encoders at ``upstream_lr``; projections, layer weights and temperatures at
         ``lr``; the temperatures are clamped after every step."""
-        pretrained = ("upstream.", "text_encoder.")
-        encoders = [p for n, p in self.named_parameters() if n.startswith(pretrained)]
-        new = [p for n, p in self.named_parameters() if not n.startswith(pretrained)]
-        optimizer = adamw([(encoders, self.upstream_lr), (new, self.lr)])
+        optimizer = pretrained_and_new_adamw(self, self.upstream_lr, self.lr,
+                                             ("upstream.", "text_encoder."))
         optimizer.register_step_post_hook(lambda *_: self.clamp_temperatures())
         return optimizer
 

@@ -16,7 +16,13 @@ import torch
 from torch import nn
 
 from serbench import Batch, BuildContext, ConfigError
-from serbench.nn import LayerSelect, adamw, masked_mean, upstream_hidden
+from serbench.nn import (
+    LayerSelect,
+    finetuned_upstream,
+    masked_mean,
+    pretrained_and_new_adamw,
+    upstream_hidden,
+)
 
 from . import estimators
 
@@ -54,10 +60,7 @@ class Fusion(nn.Module):
         o = ctx.options
         self.lr, self.upstream_lr = float(o["lr"]), float(o["upstream_lr"])
         hidden = int(o["hidden"])
-        self.upstream: nn.Module | None = None
-        if ctx.finetune_upstream:
-            self.upstream = ctx.load_upstream()
-            self.upstream.requires_grad_(True)
+        self.upstream = finetuned_upstream(ctx)
         text_spec = ctx.text_encoder(str(o["text_encoder"]))
         if text_spec is None or text_spec.modality != "text":
             raise ConfigError(f"method {name}: option text_encoder {o['text_encoder']!r} is not a "
@@ -87,9 +90,7 @@ class Fusion(nn.Module):
         return self.logits(*self.codes(batch))
 
     def configure_optimizer(self) -> torch.optim.Optimizer:
-        upstream = list(self.upstream.parameters()) if self.upstream is not None else []
-        new = [p for n, p in self.named_parameters() if not n.startswith("upstream.")]
-        return adamw([(upstream, self.upstream_lr), (new, self.lr)])
+        return pretrained_and_new_adamw(self, self.upstream_lr, self.lr)
 
 
 class ContrastiveReg(Fusion):

@@ -9,7 +9,14 @@ import torch
 from torch import nn
 
 from serbench import Batch, BuildContext, ConfigError
-from serbench.nn import BudgetExhausted, LayerSelect, adamw, masked_mean, upstream_hidden
+from serbench.nn import (
+    BudgetExhausted,
+    LayerSelect,
+    finetuned_upstream,
+    masked_mean,
+    pretrained_and_new_adamw,
+    upstream_hidden,
+)
 
 from . import losses
 from .kmeans import Lloyd, assign
@@ -107,12 +114,10 @@ class GmpTl(nn.Module):
             raise ConfigError(f"method {NAME}: option cluster_frames={self.cluster_frames} is "
                               f"below the largest K ({max(self.k_values)})")
         self.lr, self.upstream_lr = float(o["lr"]), float(o["upstream_lr"])
-        self.upstream: nn.Module | None = None
+        self.upstream = finetuned_upstream(ctx)
         self.select: LayerSelect | None = None
         self.encoder: FrameEncoder | None = None
-        if ctx.finetune_upstream:
-            self.upstream = ctx.load_upstream()
-            self.upstream.requires_grad_(True)
+        if self.upstream is not None:
             hidden, n_states = ctx.upstream.hidden_size, ctx.upstream.num_layers
         else:
             hidden, layers = int(o["hidden"]), int(o["encoder_layers"])
@@ -290,9 +295,7 @@ class GmpTl(nn.Module):
 
     def configure_optimizer(self) -> torch.optim.Optimizer:
         """The pretrained upstream at ``upstream_lr``; every new part at ``lr``."""
-        upstream = list(self.upstream.parameters()) if self.upstream is not None else []
-        new = [p for n, p in self.named_parameters() if not n.startswith("upstream.")]
-        return adamw([(upstream, self.upstream_lr), (new, self.lr)])
+        return pretrained_and_new_adamw(self, self.upstream_lr, self.lr)
 
 
 def build(ctx: BuildContext) -> GmpTl:
