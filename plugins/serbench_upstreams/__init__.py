@@ -16,24 +16,9 @@ Registration only describes: every loader imports torch, transformers or opensmi
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Callable
 
 from serbench import UpstreamSpec, hookimpl
-
-
-def _lazy(module: str, attr: str, *args: Any) -> Callable[[Any], Any]:
-    """A loader that imports ``serbench_upstreams.<module>`` only when called, and calls
-    ``<module>.<attr>(*args)`` to build the loader that is then called with the device (a plain
-    ``"module:attr"`` string is enough where there are no ``args``)."""
-
-    def loader(device: Any = None) -> Any:
-        import importlib
-
-        target = getattr(importlib.import_module(f"{__name__}.{module}"), attr)
-        return (target(*args) if args else target)(device)
-
-    loader.__qualname__ = f"{module}.{attr}"
-    return loader
 
 
 def audio_specs() -> list[UpstreamSpec]:
@@ -50,17 +35,17 @@ def audio_specs() -> list[UpstreamSpec]:
             description="80-bin log-mel filterbank, 25 ms window, 10 ms hop, no weights",
         ),
         UpstreamSpec(
-            name="egemaps", loader=_lazy("smile", "loader", "egemaps"), hidden_size=88,
+            name="egemaps", loader="serbench_upstreams.smile:egemaps", hidden_size=88,
             frame_rate=0.0, trainable=False, source="opensmile eGeMAPSv02",
             description="eGeMAPSv02 functionals (openSMILE): 88 values per utterance",
         ),
         UpstreamSpec(
-            name="egemaps_lld", loader=_lazy("smile", "loader", "egemaps_lld"), hidden_size=25,
+            name="egemaps_lld", loader="serbench_upstreams.smile:egemaps_lld", hidden_size=25,
             frame_rate=100.0, trainable=False, source="opensmile eGeMAPSv02",
             description="eGeMAPSv02 low-level descriptors (openSMILE): 25 per 10 ms frame",
         ),
         UpstreamSpec(
-            name="compare2016", loader=_lazy("smile", "loader", "compare2016"), hidden_size=6373,
+            name="compare2016", loader="serbench_upstreams.smile:compare2016", hidden_size=6373,
             frame_rate=0.0, trainable=False, source="opensmile ComParE_2016",
             description="ComParE 2016 functionals (openSMILE): 6373 values per utterance",
         ),

@@ -93,8 +93,20 @@ def _pad(x: Any, n: int) -> Any:
     return np.pad(x, (0, n - x.shape[0]))
 
 
-def loader(name: str) -> Any:
-    def load(device: Any = None) -> Smile:
-        return Smile(*SETS[name]).to(resolve_device(device)).eval()
+def _load(name: str, device: Any) -> Smile:
+    return Smile(*SETS[name]).to(resolve_device(device)).eval()
 
-    return load
+
+def egemaps(device: Any = None) -> Smile:
+    """``UpstreamSpec.loader`` of eGeMAPS v02 functionals."""
+    return _load("egemaps", device)
+
+
+def egemaps_lld(device: Any = None) -> Smile:
+    """``UpstreamSpec.loader`` of eGeMAPS v02 low-level descriptors."""
+    return _load("egemaps_lld", device)
+
+
+def compare2016(device: Any = None) -> Smile:
+    """``UpstreamSpec.loader`` of ComParE 2016 functionals."""
+    return _load("compare2016", device)
