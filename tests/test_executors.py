@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from scale_helpers import complete_runs, digest_tree, serbench, warm_cache
 
-from serbench.run.executors import LocalExecutor, RayExecutor, make_executor, task_resources
+from serbench.run.executors import LocalExecutor, make_executor
+from serbench.run.ray_executor import RayExecutor, task_resources
 from serbench.specs import Budget, ConfigError
 
 

@@ -33,91 +33,27 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import sys
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from multiprocessing.connection import Connection
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
-from serbench.specs import Budget, ConfigError
+from serbench.run.ray_executor import RayExecutor
+from serbench.run.sweep import (
+    ExecutorError,
+    Report,
+    Sweep,
+    execute_one,
+    finish,
+    print_progress,
+    worker_request,
+)
+from serbench.specs import ConfigError
 
-Report = Callable[[dict[str, Any]], None]
 EXECUTORS = ("local", "ray")
 EXIT_CUT = 3  # a local worker's exit status when its driver is gone or stopped the sweep
 
 
-class ExecutorError(ConfigError):
-    """A worker or the cluster failed in a way no run record can hold."""
-
-
 # ---------------------------------------------------------------------------------- workers
-
-_PLANS: dict[str, Any] = {}  # one rebuilt plan per request, per worker process
-
-
-def _worker_plan(request: Mapping[str, Any]) -> Any:
-    import json
-
-    from serbench.registry import collect
-    from serbench.run.planning import make_plan
-
-    key = json.dumps(request, sort_keys=True, default=repr)
-    if key not in _PLANS:
-        _PLANS[key] = make_plan(collect(), **request)
-    return _PLANS[key]
-
-
-def worker_request(plan: Any) -> dict[str, Any]:
-    """``plan.request`` with the corpus root and protocol the driver resolved, so workers agree."""
-    return {**plan.request, "data_root": str(plan.dataset.root.resolve()),
-            "protocol": plan.dataset.protocol}
-
-
-def execute_one(request: Mapping[str, Any], run_id: str, device: str | None, quiet: bool,
-                results: str | None, progress: Any = None) -> dict[str, Any]:
-    """Run one planned run in this (worker) process.
-
-    Returns ``{"record": ...}`` plus ``"predictions"`` when ``results`` is ``None`` (the driver
-    stores them), or ``{"fatal": message}`` for an error that stops the sweep (bad audio, a plan
-    the worker cannot rebuild), which the driver raises.
-    """
-    from serbench.data.audio import AudioError
-    from serbench.run.attempt import attempt
-    from serbench.run.devices import resolve_device
-    from serbench.specs import error_line
-    from serbench.store import Store
-
-    try:
-        plan = _worker_plan(request)
-        run = next((r for r in plan.runs if r.run_id == run_id), None)
-        if run is None:
-            raise ExecutorError(f"worker {_host()} computes other run ids than the driver (run "
-                                f"{run_id} missing): install the same serbench and plugin "
-                                "versions on every node")
-        dev = resolve_device(device or plan.budget.device)
-    except ConfigError as exc:
-        return {"fatal": error_line(exc)}
-
-    def tell(message: str) -> None:
-        if progress is not None:
-            progress(run_id, message)
-
-    tell(f"started on {_host()} ({dev})")
-    try:  # a run that fails is stored as failed, the sweep goes on
-        run_record, predictions = attempt(plan, run, dev, quiet=quiet, progress=tell)
-    except AudioError as exc:
-        return {"fatal": error_line(exc)}
-    record = run_record.to_json()
-    if results is None:
-        return {"record": record, "predictions": predictions}
-    Store(results).write(record, predictions)
-    return {"record": record}
-
-
-def _host() -> str:
-    import socket
-
-    return f"{socket.gethostname()}:{os.getpid()}"
-
 
 _ENV = ("SERBENCH_", "HF_", "TRANSFORMERS_")  # what a worker must see as the driver sees it now
 
@@ -148,51 +84,7 @@ def _exit_when_cut(lifeline: Connection) -> None:
     os._exit(EXIT_CUT)
 
 
-def _print_progress(run_id: str, message: str) -> None:
-    print(f"serbench: run {run_id}: {message}", file=sys.stderr, flush=True)
-
-
 # ---------------------------------------------------------------------------------- executors
-
-
-class _Sweep:
-    """Bookkeeping shared by the executors: skipped runs, outcomes in plan order, the hook.
-
-    A cell planned twice (the same run id in two plans of a suite) runs once.
-    """
-
-    def __init__(self, plans: Sequence[Any], store: Any, report: Report | None) -> None:
-        from serbench.run.attempt import is_stored, skipped
-
-        self.plans, self.store, self.report = plans, store, report
-        self.by_id: dict[str, tuple[Any, Any]] = {}
-        self.outcomes: dict[str, dict[str, Any]] = {}
-        self.todo: list[tuple[Any, Any]] = []
-        for plan in plans:
-            for run in plan.runs:
-                if run.run_id in self.by_id:
-                    continue
-                self.by_id[run.run_id] = (plan, run)
-                if is_stored(run, store):
-                    self._emit(run.run_id, skipped(run, store))
-                else:
-                    self.todo.append((plan, run))
-
-    def finished(self, record: Mapping[str, Any], predictions: list[Any] | None) -> None:
-        """A run a worker finished; ``predictions`` are written here, ``None``: the worker did."""
-        from serbench.run.attempt import finished
-
-        plan, run = self.by_id[record["run_id"]]
-        self._emit(run.run_id, finished(plan, run, record, predictions, self.store))
-
-    def _emit(self, run_id: str, out: dict[str, Any]) -> None:
-        self.outcomes[run_id] = out
-        if self.report:
-            self.report(out)
-
-    def result(self) -> list[dict[str, Any]]:
-        return [self.outcomes[r.run_id] for p in self.plans for r in p.runs
-                if r.run_id in self.outcomes]
 
 
 class LocalExecutor:
@@ -215,7 +107,7 @@ class LocalExecutor:
             return [o for plan in plans
                     for o in run_plan(plan, store, device=device, quiet=quiet, report=report)]
         store.ensure()
-        sweep = _Sweep(plans, store, report)
+        sweep = Sweep(plans, store, report)
         if not sweep.todo:
             return sweep.result()
         for plan in plans:
@@ -224,7 +116,7 @@ class LocalExecutor:
         requests = {id(plan): worker_request(plan) for plan in plans}
         n = min(self.workers, len(sweep.todo))
         threads = max(1, (os.cpu_count() or 1) // n)
-        progress = None if quiet else _print_progress
+        progress = None if quiet else print_progress
         ctx = _context()
         lifeline, held = ctx.Pipe(duplex=False)  # ``held``: the only write end, never shared
         pool = ProcessPoolExecutor(n, mp_context=ctx, initializer=_init_local_worker,
@@ -243,7 +135,7 @@ class LocalExecutor:
             while pending:
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
                 for future in done:
-                    _finish(sweep, _result(future), store_it=False)
+                    finish(sweep, _result(future), store_it=False)
         except KeyboardInterrupt:
             with _on_sigint(signal.SIG_IGN):  # the workers stop now: more Ctrl-C change nothing
                 held.close()
@@ -316,128 +208,6 @@ def _result(future: Any) -> dict[str, Any]:
     except BrokenProcessPool:
         raise ExecutorError("a worker process died (killed or out of memory); runs stored so "
                             "far are kept: run the same command again to finish") from None
-
-
-def _finish(sweep: _Sweep, result: Mapping[str, Any], store_it: bool) -> None:
-    if "fatal" in result:
-        raise ExecutorError(result["fatal"])
-    sweep.finished(result["record"], result["predictions"] if store_it else None)
-
-
-def task_resources(budget: Budget, device: str | None,
-                   cluster: Mapping[str, float]) -> dict[str, Any]:
-    """Ray task options for one run under ``budget`` on a cluster with ``cluster`` resources.
-
-    A request the cluster can never meet is an error here: Ray would wait for it forever.
-    """
-    name = device or budget.device
-    cluster_gpus = float(cluster.get("GPU", 0))
-    if not isinstance(budget.cpus, int) or isinstance(budget.cpus, bool) or budget.cpus < 1:
-        raise ConfigError(f"budget {budget.name!r}: cpus must be a positive integer, "
-                          f"got {budget.cpus!r}")
-    if not isinstance(budget.memory_gb, (int, float)) or budget.memory_gb < 0:
-        raise ConfigError(f"budget {budget.name!r}: memory_gb must be a number >= 0, "
-                          f"got {budget.memory_gb!r}")
-    gpus = 1 if name.startswith("cuda") or (name == "auto" and cluster_gpus > 0) else 0
-    if gpus and cluster_gpus <= 0:
-        raise ConfigError(f"budget {budget.name!r} asks for device {name!r}, but the Ray "
-                          "cluster has no GPU; use --device cpu or a cluster with GPUs")
-    if budget.cpus > float(cluster.get("CPU", 0)):
-        raise ConfigError(f"budget {budget.name!r} asks for {budget.cpus} CPUs per run, but the "
-                          f"Ray cluster has {float(cluster.get('CPU', 0)):g} in all; lower cpus "
-                          "in the budget")
-    out: dict[str, Any] = {"num_cpus": budget.cpus, "num_gpus": gpus}
-    if budget.memory_gb > 0:
-        out["memory"] = int(budget.memory_gb * 2**30)
-    return out
-
-
-class RayExecutor:
-    """``--executor ray [--address ADDR]``: one Ray task per run; the driver stores results."""
-
-    def __init__(self, address: str | None = None) -> None:
-        self.address = address
-
-    def _connect(self) -> Any:
-        try:
-            import ray
-        except ImportError:
-            raise ConfigError("--executor ray needs Ray: pip install 'serbench[ray]'") from None
-        if not ray.is_initialized():
-            address = self.address or os.environ.get("RAY_ADDRESS")
-            extra = {} if address else {"include_dashboard": False}  # only for a new instance
-            try:
-                ray.init(address=address, log_to_driver=False, logging_level="ERROR", **extra)
-            except (ConnectionError, RuntimeError, ValueError) as exc:
-                where = address or "a new local instance"
-                raise ExecutorError(f"cannot start or reach the Ray cluster at {where}: "
-                                    f"{' '.join(str(exc).split())[:200]}") from None
-        return ray
-
-    def run(self, plans: Sequence[Any], store: Any, *, device: str | None = None,
-            quiet: bool = False, report: Report | None = None) -> list[dict[str, Any]]:
-        store.ensure()
-        sweep = _Sweep(plans, store, report)
-        if not sweep.todo:
-            return sweep.result()
-        ray = self._connect()
-        cluster = ray.cluster_resources()
-        task = ray.remote(max_retries=0)(_ray_task)
-        # every plan's resources are checked before the first task is sent
-        options = {id(p): task_resources(p.budget, device, cluster) for p in plans}
-        requests = {id(plan): worker_request(plan) for plan in plans}
-        sink = ray.remote(num_cpus=0)(_ProgressSink).remote()
-        pending = {task.options(**options[id(plan)]).remote(requests[id(plan)], r.run_id, device,
-                                                            sink): r
-                   for plan, r in sweep.todo}
-        try:
-            while pending:
-                done, _ = ray.wait(list(pending), num_returns=1, timeout=0.5)
-                # progress first: a task flushes its events before it returns
-                for run_id, message in ray.get(sink.take.remote()):
-                    if not quiet:
-                        _print_progress(run_id, message)
-                for ref in done:
-                    pending.pop(ref)
-                    try:
-                        result = ray.get(ref)
-                    except ray.exceptions.RayError as exc:
-                        raise ExecutorError(f"a Ray task failed outside the run: "
-                                            f"{' '.join(str(exc).split())[:300]}") from None
-                    _finish(sweep, result, store_it=True)
-        finally:
-            for ref in pending:
-                ray.cancel(ref, force=True)
-            ray.kill(sink)
-        return sweep.result()
-
-
-class _ProgressSink:
-    """A Ray actor holding progress events until the driver takes them."""
-
-    def __init__(self) -> None:
-        self.events: list[tuple[str, str]] = []
-
-    def put(self, event: tuple[str, str]) -> None:
-        self.events.append(event)
-
-    def take(self) -> list[tuple[str, str]]:
-        out, self.events = self.events, []
-        return out
-
-    def flush(self) -> None:
-        """Returns once every earlier ``put`` of the caller is held."""
-
-
-def _ray_task(request: Mapping[str, Any], run_id: str, device: str | None,
-              sink: Any) -> dict[str, Any]:
-    """What a Ray worker runs: one run, progress to ``sink``, the result back to the driver."""
-    import ray
-
-    result = execute_one(request, run_id, device, True, None,
-                         progress=lambda rid, msg: sink.put.remote((rid, msg)))
-    ray.get(sink.flush.remote())  # calls from one caller run in order: every event is in
-    return result
 
 
 class DistributedExecutor:
