@@ -14,13 +14,9 @@ process then SIGKILLs itself at that point of ``write``, as a power cut would.
 from __future__ import annotations
 
 import contextlib
-import errno
-import hashlib
 import json
-import math
 import os
 import shutil
-import signal
 import sqlite3
 import sys
 import tempfile
@@ -28,7 +24,17 @@ import time
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
-from serbench.specs import ConfigError
+from serbench.store_io import (  # noqa: F401 - test_set_hash: re-exported
+    StoreError,
+    checksum,
+    fault,
+    finite_json,
+    fsync_dir,
+    index_values,
+    remove_dead_temporaries,
+    test_set_hash,
+    write_file,
+)
 
 SCHEMA = 2  # 2: run ids and records carry the data fingerprint (``data_hash``)
 INDEX_VERSION = 2  # PRAGMA user_version of serbench.db; another value is rebuilt
@@ -41,48 +47,11 @@ INDEX_COLUMNS = (
 )
 _INSERT = (f"INSERT OR REPLACE INTO runs ({', '.join(INDEX_COLUMNS)}) "
            f"VALUES ({', '.join('?' for _ in INDEX_COLUMNS)})")
-SQLITE_INT = (-(2**63), 2**63)
 
 
 def default_results() -> str:
     """The results folder when none is named: ``$SERBENCH_RESULTS``, else ``serbench-results``."""
     return os.environ.get("SERBENCH_RESULTS") or "serbench-results"
-
-
-class StoreError(ConfigError):
-    """The results folder cannot be read or written."""
-
-
-def test_set_hash(keys: Iterable[str]) -> str:
-    """Order-free hash of the test utterance keys: paired tests refuse runs whose hashes differ."""
-    h = hashlib.sha256()
-    for key in sorted(keys):
-        h.update(key.encode())
-        h.update(b"\0")
-    return h.hexdigest()[:16]
-
-
-def finite_json(obj: Any, what: str, **kwargs: Any) -> str:
-    """``json.dumps`` that refuses NaN and infinities (not JSON) with a line naming the field."""
-    try:
-        return json.dumps(obj, allow_nan=False, **kwargs)
-    except ValueError:
-        where = _non_finite(obj, "") or "a value"
-        raise StoreError(f"{what}: {where} is not a finite number, and run records hold only "
-                         "finite numbers; nothing was stored (the run diverged or a method "
-                         "reported NaN: lower lr or check the inputs)") from None
-
-
-def _non_finite(obj: Any, path: str) -> str | None:
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return f"{path or 'the value'} ({obj})"
-    items = (obj.items() if isinstance(obj, Mapping)
-             else enumerate(obj) if isinstance(obj, (list, tuple)) else ())
-    for k, v in items:
-        found = _non_finite(v, f"{path}.{k}" if path else str(k))
-        if found:
-            return found
-    return None
 
 
 class Store:
@@ -154,16 +123,16 @@ class Store:
         final = self.runs_dir / run_id
         if self.has(run_id, "ok"):
             return final
-        body = {**record, "schema": SCHEMA, "checksum": _checksum(predictions)}
+        body = {**record, "schema": SCHEMA, "checksum": checksum(predictions)}
         lines = "".join(finite_json(p, f"run {run_id}: predictions.jsonl", sort_keys=True) + "\n"
                         for p in predictions)
         text = finite_json(body, f"run {run_id}: run.json", indent=2, sort_keys=True, default=str)
         self.runs_dir.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{run_id}-", dir=self.runs_dir))
         try:
-            _write_file(tmp / "predictions.jsonl", lines)
-            _write_file(tmp / "run.json", text)
-            _fault("store-before-rename")
+            write_file(tmp / "predictions.jsonl", lines)
+            write_file(tmp / "run.json", text)
+            fault("store-before-rename")
             if final.exists():  # a failed attempt: move it aside, then swap in the new one
                 old = self.runs_dir / f".old-{run_id}-{os.getpid()}-{time.time_ns()}"
                 os.rename(final, old)
@@ -175,8 +144,8 @@ class Store:
                 except OSError:  # another process finished the same run first: keep theirs
                     shutil.rmtree(tmp, ignore_errors=True)
                     return final
-            _fsync_dir(self.runs_dir)
-            _fault("store-before-index")
+            fsync_dir(self.runs_dir)
+            fault("store-before-index")
         except OSError as exc:
             shutil.rmtree(tmp, ignore_errors=True)
             raise StoreError(f"could not store run {run_id} in {self.root}: {exc.strerror or exc}; "
@@ -197,7 +166,7 @@ class Store:
         if self.db_path.is_dir():
             raise StoreError(f"{self.db_path} is a folder, not the results index: move it away "
                              "and serbench rebuilds the index from the run folders")
-        _remove_dead_temporaries(self.root)
+        remove_dead_temporaries(self.root)
         tmp = self.root / f".serbench.db.{os.getpid()}.tmp"
         tmp.unlink(missing_ok=True)
         try:
@@ -232,7 +201,7 @@ class Store:
                 continue
             check_schema(self.root, [(run_id, record.get("schema"))])
             try:
-                db.execute(_INSERT, _values(record))
+                db.execute(_INSERT, index_values(record))
                 n += 1
             except sqlite3.Error as exc:
                 print(f"serbench: warning: run folder {self.runs_dir / run_id} is not indexed: "
@@ -257,7 +226,7 @@ class Store:
             record.update(schema=SCHEMA, data_hash=record.get("data_hash"), migrated_from=old)
             path = self.runs_dir / run_id / "run.json"
             tmp = path.with_name(f".run.json.{os.getpid()}.tmp")
-            _write_file(tmp, finite_json(record, f"run {run_id}: run.json", indent=2,
+            write_file(tmp, finite_json(record, f"run {run_id}: run.json", indent=2,
                                          sort_keys=True, default=str))
             os.replace(tmp, path)
             n += 1
@@ -316,7 +285,7 @@ class Store:
             preds.append(pred)
         if verify:
             record = self.read_record(run_id)
-            if record.get("checksum") and record["checksum"] != _checksum(preds):
+            if record.get("checksum") and record["checksum"] != checksum(preds):
                 raise StoreError(f"{path} does not match the checksum in run.json: the "
                                  "predictions were tampered with; delete the run and run again")
         return preds
@@ -450,92 +419,3 @@ def check_schema(root: Path, rows: Iterable[tuple[str, Any]]) -> None:
                          f"--results {root}` (or re-run into a new --results folder)")
 
 
-def index_row(record: Mapping[str, Any]) -> dict[str, Any]:
-    spec = record.get("spec") or {}
-    metrics = record.get("metrics") or {}
-    return {
-        "run_id": record["run_id"],
-        "status": record.get("status"),
-        "upstream": spec.get("upstream"),
-        "method": spec.get("method"),
-        "dataset": spec.get("dataset"),
-        "protocol": spec.get("protocol"),
-        "fold": spec.get("fold"),
-        "seed": spec.get("seed"),
-        "budget": spec.get("budget"),
-        "budget_signature": (record.get("budget") or {}).get("signature"),
-        "options": json.dumps(spec.get("options", {}), sort_keys=True),
-        "dataset_options": json.dumps(spec.get("dataset_options", {}), sort_keys=True),
-        "uar": metrics.get("uar"),
-        "war": metrics.get("war"),
-        "macro_f1": metrics.get("macro_f1"),
-        "test_hash": record.get("test_hash"),
-        "data_hash": record.get("data_hash"),
-        "schema": record.get("schema"),
-        "created": record.get("created"),
-    }
-
-
-def _values(record: Mapping[str, Any]) -> list[Any]:
-    """The index row as SQLite values: every integer within SQLite's range, numbers finite."""
-    out = []
-    for value in index_row(record).values():
-        if isinstance(value, bool):
-            value = int(value)
-        elif isinstance(value, int) and not SQLITE_INT[0] <= value < SQLITE_INT[1]:
-            value = str(value)
-        elif isinstance(value, float) and not math.isfinite(value):
-            value = None
-        elif value is not None and not isinstance(value, (int, float, str)):
-            value = json.dumps(value, default=str)
-        out.append(value)
-    return out
-
-
-def _remove_dead_temporaries(root: Path) -> None:
-    """Remove ``.serbench.db.<pid>.tmp*`` files of rebuilds whose process is gone."""
-    for path in root.glob(".serbench.db.*.tmp*"):
-        pid = path.name.split(".")[3]
-        if pid.isdigit() and not _alive(int(pid)):
-            path.unlink(missing_ok=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError as exc:  # another user's process
-        return exc.errno == errno.EPERM
-    return True
-
-
-def _fault(point: str) -> None:
-    """Crash-test hook: die here, without any cleanup, when ``SERBENCH_FAULT`` names this point."""
-    if os.environ.get("SERBENCH_FAULT") == point:
-        os.kill(os.getpid(), signal.SIGKILL)
-
-
-def _checksum(predictions: Sequence[Mapping[str, Any]]) -> str:
-    h = hashlib.sha256()
-    for p in predictions:
-        h.update(json.dumps(p, sort_keys=True).encode())
-    return h.hexdigest()[:16]
-
-
-def _write_file(path: Path, text: str) -> None:
-    with open(path, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
