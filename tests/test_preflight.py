@@ -53,3 +53,35 @@ def test_the_download_hint_matches_the_installed_hub_client(
 
     monkeypatch.syspath_prepend(str(_installed_hub(tmp_path, version, scripts)))
     assert download_command("org/model", "abc") == command
+
+
+def test_a_cache_that_would_not_fit_is_refused_before_any_compute(data_root: Path, tmp_path: Path,
+                                                                   monkeypatch) -> None:
+    cache, results = tmp_path / "cache", tmp_path / "results"
+    monkeypatch.setenv("SERBENCH_CACHE", str(cache))
+    monkeypatch.setenv("SERBENCH_CACHE_FREE_BYTES", "1000000")
+    out = serbench("run", "--method", "linear", "--upstream", "fbank", "--dataset", "emodb",
+                   "--data-root", str(data_root), "--budget", "smoke", "--seeds", "1",
+                   "--folds", "03", "--results", str(results))
+    assert out.returncode == 2
+    # EmoDB's 535 files: 1,490 s × 100 frames/s × 80 log-mel bands × 2 bytes, plus the means
+    assert out.stderr == (
+        f"serbench: error: the feature cache needs about 23.9 MB (fbank × emodb 23.9 MB) but "
+        f"{cache} has 1.0 MB free: point SERBENCH_CACHE at a larger disk, free some space "
+        "(serbench cache ls / clear), or run fewer upstreams or datasets at a time\n")
+    assert not (results / "runs").exists() and not (cache / "features").exists()
+
+
+def test_dry_run_prints_the_cache_and_compute_estimate(data_root: Path, tmp_path: Path,
+                                                       monkeypatch) -> None:
+    monkeypatch.setenv("SERBENCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("SERBENCH_CACHE_FREE_BYTES", "5000000000")
+    out = serbench("run", "--method", "linear", "--upstream", "fbank,egemaps", "--dataset",
+                   "emodb", "--data-root", str(data_root), "--dry-run")
+    assert out.returncode == 0, out.stderr
+    tail = out.stdout.splitlines()[-4:]
+    assert tail[0].startswith("estimate: to run: 60 runs; ")  # 2 upstreams × 10 folds × 3 seeds
+    assert tail[0].endswith("feature cache 24.0 MB in 2 entries")
+    assert tail[1:] == ["  cache entry fbank × emodb: about 23.9 MB to fill",
+                        "  cache entry egemaps × emodb: about 94.2 KB to fill",
+                        "  24.0 MB to fill, 5.0 GB free where $SERBENCH_CACHE lives"]

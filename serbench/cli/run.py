@@ -224,7 +224,22 @@ def _print_plan(plans: list[Any], as_json: bool) -> int:
                     for r in rows],
                    headers=["run", "method", "upstream", "dataset", "fold", "seed", "status",
                             "options"]))
+    print("\n".join(_estimate_lines(plans)))
     return 0
+
+
+def _estimate_lines(plans: list[Any]) -> list[str]:
+    """What the runs still to do would cost: cache entries to fill against the free space, and
+    forward passes and steps (``serbench.run.estimate``, the estimator the pre-flight uses)."""
+    from serbench.run.estimate import estimate, human_bytes, plan_cells
+    from serbench.run.preflight import cache_fills, free_cache_bytes
+
+    fills = cache_fills(plans)
+    lines = [""] + [f"estimate: {line}" for line in estimate(plan_cells(plans)).lines("to run")]
+    lines += [f"  cache entry {u} × {d}: about {human_bytes(n)} to fill" for u, d, n in fills]
+    lines.append(f"  {human_bytes(sum(n for *_, n in fills))} to fill, "
+                 f"{human_bytes(free_cache_bytes())} free where $SERBENCH_CACHE lives")
+    return lines
 
 
 def add_commands(cli: Cli) -> None:

@@ -84,7 +84,7 @@ def _size_large() -> float:
     return 12.0 * 24 * 1024 ** 2
 
 
-@dataclass(frozen=True)
+@dataclass
 class Cell:
     """Runs of one method × upstream on one corpus (test corpus for cross-corpus) under a
     budget."""
@@ -120,8 +120,23 @@ class Estimate:
         return [f"{name}: {self.runs} runs; {self.gpu_hours:.1f} GPU-hours expected "
                 f"({self.feature_hours:.1f} feature extraction, {self.train_hours:.1f} "
                 f"training), at most {self.cap_hours + self.feature_hours:.1f} under the "
-                f"budgets' caps; feature cache {self.cache_bytes / 1e9:.1f} GB in "
+                f"budgets' caps; feature cache {human_bytes(self.cache_bytes)} in "
                 f"{len(self.cache)} entries"]
+
+
+def plan_cells(plans: Iterable[Any]) -> list[Cell]:
+    """The cells of planned sweeps, counting the runs still to do (``serbench run --dry-run``)."""
+    cells: dict[tuple[int, str, str], Cell] = {}
+    for i, plan in enumerate(plans):
+        corpus = Corpus.of_view(plan.dataset)
+        for run in plan.todo():
+            cond = run.condition
+            key = (i, cond.method.name, cond.upstream.name)
+            if key not in cells:
+                cells[key] = Cell(cond.method.name, cond.upstream, corpus, 0, plan.budget,
+                                  cond.method.finetunes(cond.options))
+            cells[key].runs += 1
+    return list(cells.values())
 
 
 def estimate(cells: Iterable[Cell], large_throughput: float = LARGE_THROUGHPUT) -> Estimate:

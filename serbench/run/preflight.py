@@ -7,13 +7,21 @@ instead of the same error in every fold's failed run.
 
 An upstream's loader may define ``check()``: it raises :class:`~serbench.ConfigError` when it
 could not load here, without loading anything (the built-in Hugging Face loaders do).
+
+The feature cache is checked too: the entries the sweep would fill are sized with the one
+estimator (:mod:`serbench.run.estimate`) and compared with the free space where
+``$SERBENCH_CACHE`` lives (``$SERBENCH_CACHE_FREE_BYTES`` states it instead, for tests and for
+quota-limited disks), so a sweep that would fill the disk is refused before any compute.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
+from pathlib import Path
 from typing import Any, Sequence
 
-from serbench.specs import UpstreamSpec
+from serbench.specs import ConfigError, UpstreamSpec
 
 
 def _check(spec: UpstreamSpec, seen: set[str]) -> None:
@@ -33,6 +41,55 @@ def _features_cached(plan: Any, spec: UpstreamSpec) -> bool:
     return (entry_dir(spec, data.spec.name, key) / "meta.json").is_file()
 
 
+def cache_fills(plans: Sequence[Any]) -> list[tuple[str, str, int]]:
+    """(upstream, dataset, estimated bytes) of every cache entry the sweep's runs would fill."""
+    from serbench.run.estimate import Corpus, cache_bytes
+
+    fills: dict[tuple[str, str], int] = {}
+    for plan in plans:
+        for run in plan.todo():
+            cond = run.condition
+            key = (cond.upstream.name, plan.dataset.spec.name)
+            if key in fills or cond.method.finetunes(cond.options) \
+                    or _features_cached(plan, cond.upstream):
+                continue
+            fills[key] = cache_bytes(cond.upstream, Corpus.of_view(plan.dataset))
+    return [(u, d, n) for (u, d), n in fills.items()]
+
+
+def free_cache_bytes() -> int:
+    """Free space where the feature cache lives (``$SERBENCH_CACHE_FREE_BYTES`` overrides)."""
+    from serbench.data.digests import cache_root
+
+    stated = os.environ.get("SERBENCH_CACHE_FREE_BYTES")
+    if stated:
+        try:
+            return int(stated)
+        except ValueError:
+            raise ConfigError(f"SERBENCH_CACHE_FREE_BYTES must be a number of bytes, got "
+                              f"{stated!r}") from None
+    folder = cache_root()
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    return shutil.disk_usage(folder).free
+
+
+def check_cache_space(plans: Sequence[Any]) -> None:
+    """Refuse, in one line, a sweep whose feature-cache entries would not fit on their disk."""
+    from serbench.data.digests import cache_root
+    from serbench.run.estimate import human_bytes
+
+    fills = cache_fills(plans)
+    need = sum(n for _, _, n in fills)
+    if not fills or need <= (free := free_cache_bytes()):
+        return
+    what = ", ".join(f"{u} × {d} {human_bytes(n)}" for u, d, n in fills)
+    raise ConfigError(f"the feature cache needs about {human_bytes(need)} ({what}) but "
+                      f"{Path(cache_root())} has {human_bytes(free)} free: point SERBENCH_CACHE "
+                      "at a larger disk, free some space (serbench cache ls / clear), or run "
+                      "fewer upstreams or datasets at a time")
+
+
 def preflight(plans: Sequence[Any]) -> None:
     """Raise the first error every run still to do would meet; return when there is none.
 
@@ -50,3 +107,4 @@ def preflight(plans: Sequence[Any]) -> None:
             _check(upstream, seen)
             if "text_encoder" in cond.options:
                 _check(plan.components.upstreams.get(str(cond.options["text_encoder"])), seen)
+    check_cache_space(plans)
