@@ -32,8 +32,9 @@ import faults  # noqa: E402  (the campaign script: its kills, workload and check
 
 @pytest.fixture(scope="module")
 def workload(data_root: Path, tmp_path_factory: pytest.TempPathFactory) -> faults.Workload:
-    """The campaign's corpus and sweep (6 runs), with runs of about 1 s."""
-    return faults.Workload(tmp_path_factory.mktemp("faults"), data_root, steps=500)
+    """The campaign's corpus and sweep (6 runs), with runs of about 1 s on an idle machine: a
+    kill 0.3 s after a run starts must find it running."""
+    return faults.Workload(tmp_path_factory.mktemp("faults"), data_root, steps=2000)
 
 
 @pytest.mark.slow

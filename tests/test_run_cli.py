@@ -29,8 +29,10 @@ def run_args(data_root: Path, results: Path, *extra: str) -> list[str]:
 
 
 def snapshot(results: Path) -> dict[str, bytes]:
+    """Every file of every stored run (a ``.tmp-`` folder a killed writer left is not a run)."""
     return {str(p.relative_to(results)): p.read_bytes()
-            for p in sorted((results / "runs").rglob("*")) if p.is_file()}
+            for p in sorted((results / "runs").rglob("*"))
+            if p.is_file() and not p.relative_to(results / "runs").parts[0].startswith(".")}
 
 
 def test_linear_on_fbank_runs_stores_skips_and_ranks(data_root: Path, tmp_path: Path) -> None:
