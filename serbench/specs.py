@@ -161,9 +161,9 @@ class MethodSpec:
     (all layers, all frames) or ``pooled`` (all layers, each mean-pooled over valid frames: exact
     for models that are linear up to their pooling, and much faster). ``finetunes_upstream`` is the
     default; an option named ``finetune_upstream`` in ``defaults`` overrides it per run.
-    ``defaults`` lists every option the method accepts with its default. ``tunes`` declares
-    the options a trial search (``max_trials > 1``) varies: exactly the keys of ``search_space``;
-    each run records those it varied under ``tuned``. ``baseline`` declares the options of the
+    ``defaults`` lists every option the method accepts with its default. ``search_space``
+    declares what a trial search (``max_trials > 1``) varies, ``tunes`` names those options; each
+    run records those it varied under ``tuned``. ``baseline`` declares the options of the
     method's paired baseline (the same method with its addition switched off).
     """
 
@@ -176,7 +176,6 @@ class MethodSpec:
     defaults: Mapping[str, Any] = field(default_factory=dict)
     search_space: Mapping[str, Sequence[Any]] = field(default_factory=dict)
     stages: tuple[Stage, ...] = (Stage("train", 1.0),)
-    tunes: tuple[str, ...] = ()
     # published numbers for this method (serbench.judge.references item mappings, ``upstream`` each)
     references: tuple[Mapping[str, Any], ...] = ()
     # the options of this method's paired baseline (contrastive_reg: {"alpha": 0.0}), which
@@ -185,11 +184,11 @@ class MethodSpec:
 
     def __post_init__(self) -> None:
         _resolve_lazy(self, "build")
-        if set(self.tunes) != set(self.search_space):
-            raise ValueError(
-                f"method {self.name!r}: tunes={sorted(self.tunes)} must name exactly the options "
-                f"of its search_space ({sorted(self.search_space)}), so every table can say what "
-                "each method tuned")
+
+    @property
+    def tunes(self) -> tuple[str, ...]:
+        """The options a trial search varies: the keys of ``search_space``, sorted."""
+        return tuple(sorted(self.search_space))
 
     def finetunes(self, options: Mapping[str, Any]) -> bool:
         return bool(options.get("finetune_upstream", self.finetunes_upstream))

@@ -41,7 +41,6 @@ def method_specs() -> list[MethodSpec]:
             inputs="pooled",
             defaults=dict(PROBE_DEFAULTS),
             search_space={"lr": (1e-4, 3e-4, 1e-3, 3e-3)},
-            tunes=("lr",),
         ),
         MethodSpec(
             name="mlp",
@@ -51,7 +50,6 @@ def method_specs() -> list[MethodSpec]:
             inputs="frames",
             defaults=dict(PROBE_DEFAULTS),
             search_space={"lr": (1e-4, 3e-4, 1e-3, 3e-3)},
-            tunes=("lr",),
         ),
         MethodSpec(
             name="finetune",
@@ -64,7 +62,6 @@ def method_specs() -> list[MethodSpec]:
                 "layer": "last",  # last | weighted | <index>
             },
             search_space={"upstream_lr": (1e-5, 2e-5, 5e-5)},
-            tunes=("upstream_lr",),
         ),
         MethodSpec(
             name="logreg",

@@ -65,7 +65,6 @@ def method_spec() -> MethodSpec:
         inputs="pooled",
         defaults=dict(DEFAULTS),
         search_space={"lr": (3e-4, 1e-3, 3e-3)},
-        tunes=("lr",),
     )
 
 

@@ -84,7 +84,6 @@ def method_spec(name: str = "gmp_tl", shares: Sequence[float] = DEFAULT_SHARES) 
         finetunes_upstream=True,
         inputs="frames",
         defaults=dict(DEFAULTS),
-        tunes=(),  # no trial search: max_trials > 1 trains it once
         stages=tuple(Stage(n, float(s), d)
                      for n, s, d in zip(STAGE_NAMES, shares, DESCRIPTIONS, strict=True)),
     )
