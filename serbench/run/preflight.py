@@ -46,14 +46,16 @@ def cache_fills(plans: Sequence[Any]) -> list[tuple[str, str, int]]:
     from serbench.run.estimate import Corpus, cache_bytes
 
     fills: dict[tuple[str, str], int] = {}
+    decided: set[tuple[str, str]] = set()  # an entry key hashes every file: once per entry
     for plan in plans:
         for run in plan.todo():
             cond = run.condition
             key = (cond.upstream.name, plan.dataset.spec.name)
-            if key in fills or cond.method.finetunes(cond.options) \
-                    or _features_cached(plan, cond.upstream):
+            if key in decided or cond.method.finetunes(cond.options):
                 continue
-            fills[key] = cache_bytes(cond.upstream, Corpus.of_view(plan.dataset))
+            decided.add(key)
+            if not _features_cached(plan, cond.upstream):
+                fills[key] = cache_bytes(cond.upstream, Corpus.of_view(plan.dataset))
     return [(u, d, n) for (u, d), n in fills.items()]
 
 
