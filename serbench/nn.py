@@ -76,20 +76,33 @@ class LayerSelect(nn.Module):
                 )
             self.index = index % num_layers
 
-    def forward(self, hidden: Sequence[torch.Tensor] | torch.Tensor) -> torch.Tensor:
-        """``(B, T, D)`` from ``L`` tensors ``(B, T, D)`` or from one ``(B, L, T, D)`` stack."""
+    def forward(self, hidden: Sequence[torch.Tensor] | torch.Tensor,
+                layers: Sequence[int] | None = None) -> torch.Tensor:
+        """``(B, T, D)`` from ``L`` tensors ``(B, T, D)`` or from one ``(B, L, T, D)`` stack.
+
+        ``layers`` (``Batch.layers``): the upstream layers ``hidden`` holds when the harness
+        gave only those the method reads; None: every layer.
+        """
         stacked = isinstance(hidden, torch.Tensor)
         count = hidden.shape[1] if stacked else len(hidden)
-        if count != self.num_layers:
-            raise ValueError(f"expected {self.num_layers} hidden states, got {count}")
+        held = list(range(self.num_layers)) if layers is None else list(layers)
+        if count != len(held):
+            raise ValueError(f"expected {len(held)} hidden states, got {count}")
         if self.index is not None:
-            return (hidden[:, self.index] if stacked else hidden[self.index]).float()
+            if self.index not in held:
+                raise ValueError(f"layer {self.index} was selected but the batch holds layers "
+                                 f"{held}: declare the option in MethodSpec.layer_option")
+            at = held.index(self.index)
+            return (hidden[:, at] if stacked else hidden[at]).float()
+        if len(held) != self.num_layers:
+            raise ValueError(f"a weighted sum needs all {self.num_layers} layers, the batch "
+                             f"holds {held}")
         if not stacked:
             hidden = torch.stack([h.float() for h in hidden], dim=1)
-        b, layers, t, d = hidden.shape
-        weights = torch.softmax(self.weights, dim=0).expand(b, 1, layers)
+        b, n, t, d = hidden.shape
+        weights = torch.softmax(self.weights, dim=0).expand(b, 1, n)
         # one batched (1 x L) @ (L x T*D) product: no copy of the layers
-        return torch.bmm(weights, hidden.float().reshape(b, layers, t * d)).view(b, t, d)
+        return torch.bmm(weights, hidden.float().reshape(b, n, t * d)).view(b, t, d)
 
 
 def cached_stack(batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:

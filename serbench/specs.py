@@ -161,6 +161,10 @@ class MethodSpec:
     (all layers, all frames) or ``pooled`` (all layers, each mean-pooled over valid frames: exact
     for models that are linear up to their pooling, and much faster). ``finetunes_upstream`` is the
     default; an option named ``finetune_upstream`` in ``defaults`` overrides it per run.
+    ``layer_option`` names the option that says which hidden state a frozen-upstream method reads
+    (``weighted`` reads every layer, ``last`` the last, an integer that index): the feature cache
+    then keeps, and the feed hands over, only that layer (``Batch.layers`` says which). ``None``:
+    the method reads every layer.
     ``defaults`` lists every option the method accepts with its default. ``search_space``
     declares what a trial search (``max_trials > 1``) varies, ``tunes`` names those options; each
     run records those it varied under ``tuned``. ``baseline`` declares the options of the
@@ -173,6 +177,7 @@ class MethodSpec:
     requires: frozenset[str] = frozenset()
     finetunes_upstream: bool = False
     inputs: Literal["frames", "pooled"] = "frames"
+    layer_option: str | None = None
     defaults: Mapping[str, Any] = field(default_factory=dict)
     search_space: Mapping[str, Sequence[Any]] = field(default_factory=dict)
     stages: tuple[Stage, ...] = (Stage("train", 1.0),)
@@ -192,6 +197,24 @@ class MethodSpec:
 
     def finetunes(self, options: Mapping[str, Any]) -> bool:
         return bool(options.get("finetune_upstream", self.finetunes_upstream))
+
+    def layers_read(self, options: Mapping[str, Any], num_layers: int) -> tuple[int, ...]:
+        """The upstream layers a run with these options reads from a frozen upstream.
+
+        Every layer unless ``layer_option`` names one; a value that is no layer reads them all
+        here (the method's own check reports it when it builds).
+        """
+        every = tuple(range(num_layers))
+        if self.layer_option is None:
+            return every
+        text = str(options.get(self.layer_option, self.defaults.get(self.layer_option))).strip()
+        if text == "last":
+            return (num_layers - 1,)
+        try:
+            index = int(text)
+        except ValueError:
+            return every
+        return (index % num_layers,) if -num_layers <= index < num_layers else every
 
 
 # --------------------------------------------------------------------------------------- budgets
@@ -271,6 +294,9 @@ class Batch:
     # its views (made here when only the stack is given). A layer-weighted sum over it is one
     # batched product, not a stack and a copy.
     stacked: "torch.Tensor | None" = None
+    # the upstream layers ``features`` hold, in order, when the feed gave only those a method
+    # reads (``MethodSpec.layer_option``); None: every layer
+    layers: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.stacked is not None and self.features is None:
@@ -301,6 +327,7 @@ class Batch:
             texts=self.texts,
             audio_seconds=self.audio_seconds,
             stacked=move(self.stacked),
+            layers=self.layers,
         )
 
 

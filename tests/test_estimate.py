@@ -15,24 +15,31 @@ from serbench.run.estimate import Cell, Corpus, cache_bytes, estimate, suite_cel
 REPO = Path(__file__).resolve().parents[1]
 
 
-def test_cache_size_is_frames_times_layers_times_width_times_two_bytes() -> None:
+def test_cache_size_is_the_pooled_statistics_plus_the_frames_of_the_layers_read() -> None:
     ups = collect().upstreams
     hour = Corpus("c", 3600.0, 1000, 5)
-    # WavLM Large: 50 frames/s × 25 hidden states × 1024 × 2 bytes, plus the pooled matrix
-    assert cache_bytes(ups.get("wavlm_large"), hour) == 3600 * 50 * 25 * 1024 * 2 + 1000 * 25 * 2048
-    assert cache_bytes(ups.get("egemaps"), hour) == 1000 * 88 * 2  # one vector per utterance
+    large = ups.get("wavlm_large")
+    pooled = 1000 * (25 * 1024 * 8 + 16)  # float32 mean and variance per layer, and the index
+    assert cache_bytes(large, hour, ()) == pooled  # pooled inputs only: no frames
+    # WavLM Large: 50 frames/s × 1024 × 2 bytes per layer whose frames are read
+    assert cache_bytes(large, hour, (24,)) == pooled + 3600 * 50 * 1024 * 2
+    assert cache_bytes(large, hour) == pooled + 3600 * 50 * 25 * 1024 * 2  # every layer
+    assert cache_bytes(ups.get("egemaps"), hour) == 1000 * (88 * 8 + 16)  # one vector each
 
 
 def test_compute_counts_one_extraction_per_corpus_and_caps_each_run() -> None:
     ups = collect().upstreams
     iemocap = Corpus("iemocap", 36000.0, 5000, 5)
     probe, finetune = PRESETS["probe"], PRESETS["finetune"]
-    e = estimate([Cell("linear", ups.get("wavlm_large"), iemocap, 15, probe, False),
-                  Cell("mlp", ups.get("wavlm_large"), iemocap, 15, probe, False)],
+    large = ups.get("wavlm_large")
+    e = estimate([Cell("linear", large, iemocap, 15, probe, False),
+                  Cell("mlp", large, iemocap, 15, probe, False, frame_layers=(3,)),
+                  Cell("mlp", large, iemocap, 15, probe, False, frame_layers=(5,))],
                  large_throughput=1000.0)
-    assert e.runs == 30 and len(e.cache) == 1
+    assert e.runs == 45 and len(e.cache) == 1
+    assert e.cache_bytes == cache_bytes(large, iemocap, (3, 5))  # one entry, both layers
     assert e.feature_hours == pytest.approx(36000 / 1000 / 3600)  # extracted once
-    assert e.train_hours == pytest.approx(30 * 1000 * 0.02 / 3600)
+    assert e.train_hours == pytest.approx(45 * 1000 * 0.02 / 3600)
     tuned = estimate([Cell("sl_gemo", ups.get("wavlm_large"), iemocap, 5, finetune, True)],
                      large_throughput=1000.0)
     # 8,000 steps × 100 s of audio × 3 (forward + backward) at 1,000 s of audio per second

@@ -230,7 +230,8 @@ def flip(path: Path, where: int) -> None:
         f.write(bytes([byte[0] ^ 0xFF]))
 
 
-@pytest.mark.parametrize("name", ["frames.f16", "mean.f32", "var.f32", "index.i64", "meta.json"])
+@pytest.mark.parametrize("name", ["frames-002.f16", "mean.f32", "var.f32", "index.i64",
+                                  "meta.json"])
 def test_a_damaged_file_is_detected_and_the_entry_recomputed(
         name: str, emodb_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     counter = tmp_path / "calls"
@@ -256,10 +257,10 @@ def test_pooled_methods_check_the_small_files_and_frames_are_checked_when_used(
     entry = fill(spec, emodb_root, utts)
     features._OPEN.clear()
     features._VERIFIED.clear()  # a new process
-    flip(entry.path / "frames.f16", 10)
+    flip(entry.path / "frames-002.f16", 10)
     pooled_only = fill(spec, emodb_root, utts, need_frames=False)
     assert calls(counter, "load") == 1
-    with pytest.raises(features.CacheCorrupt, match="frames.f16 does not match its checksum"):
+    with pytest.raises(features.CacheCorrupt, match="frames-002.f16 does not match its checksum"):
         pooled_only.frames(utts[0].key)
     fill(spec, emodb_root, utts)  # a frame-level method: recomputed
     assert calls(counter, "load") == 2
@@ -273,8 +274,8 @@ def _fill_in_child(spec: UpstreamSpec, root: str, utts: list[Utterance], cache: 
     os.environ["SERBENCH_CACHE"] = cache
     start.wait()  # type: ignore[attr-defined]
     entry = cached_features(spec, "emodb", Path(root), utts, CPU, quiet=True)
-    frames = entry.frames_file()
-    out.put((str(entry.path), np.asarray(frames).tobytes(), np.asarray(entry.pooled).tobytes()))  # type: ignore[attr-defined]
+    frames = np.stack([entry.layer_file(k) for k in range(entry.num_layers)])
+    out.put((str(entry.path), frames.tobytes(), np.asarray(entry.pooled).tobytes()))  # type: ignore[attr-defined]
 
 
 def test_two_processes_filling_at_once_fill_once_and_read_the_same(emodb_root: Path,
@@ -320,7 +321,7 @@ def test_a_fill_killed_half_way_is_never_read_and_is_cleaned_up(emodb_root: Path
     os.kill(child.pid, signal.SIGKILL)
     child.join()
     leftovers = list(final.parent.glob(".tmp-*"))
-    assert len(leftovers) == 1 and (leftovers[0] / "frames.f16").exists()
+    assert len(leftovers) == 1 and (leftovers[0] / "mean.f32").exists()
     assert not final.exists()
     assert [r["status"] for r in features.list_entries()] == ["incomplete"]
 
@@ -439,8 +440,8 @@ def test_a_file_truncated_while_in_use_is_named_not_a_bus_error(emodb_root: Path
         "path = Path(sys.argv[1])\n"
         "entry = FeatureEntry(path, read_meta(path))\n"
         "last = max(entry.keys, key=lambda k: int(entry.index[entry.rows[k], 0]))\n"
-        "entry.frames_file()\n"
-        "os.truncate(path / 'frames.f16', (path / 'frames.f16').stat().st_size // 2)\n"
+        "entry.layer_file(2)\n"
+        "os.truncate(path / 'frames-002.f16', (path / 'frames-002.f16').stat().st_size // 2)\n"
         "try:\n"
         "    print(float(entry.layer_frames(last).astype('float32').sum()))\n"
         "except Exception as exc:\n"
@@ -449,9 +450,9 @@ def test_a_file_truncated_while_in_use_is_named_not_a_bus_error(emodb_root: Path
     done = subprocess.run([sys.executable, "-c", script, str(entry.path)], capture_output=True,
                           text=True, timeout=120)
     assert done.returncode == 0, (done.returncode, done.stderr)
-    frames = (entry.path / "frames.f16").stat().st_size
+    frames = (entry.path / "frames-002.f16").stat().st_size
     assert done.stdout == (f"feature cache entry {entry.path} was damaged while in use "
-                           f"(frames.f16: {frames} of {2 * frames} bytes); run `serbench cache "
+                           f"(frames-002.f16: {frames} of {2 * frames} bytes); run `serbench cache "
                            "clear --upstream tiny` and run again\n")
 
 
@@ -473,7 +474,7 @@ def test_a_full_disk_during_the_fill_names_the_cache_and_leaves_no_temporary_ent
 def test_cache_ls_calls_a_half_deleted_entry_damaged(emodb_root: Path, tmp_path: Path,
                                                      capsys: pytest.CaptureFixture[str]) -> None:
     entry = fill(tiny_spec(tmp_path / "calls"), emodb_root, emodb_subset(emodb_root, 3))
-    (entry.path / "frames.f16").unlink()  # `rm -r` stopped half-way
+    (entry.path / "frames-000.f16").unlink()  # `rm -r` stopped half-way
     assert main(["cache", "ls", "--json"]) == 0
     [row] = json.loads(capsys.readouterr().out)
     assert row["status"] == "damaged" and row["path"] == str(entry.path)

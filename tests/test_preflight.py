@@ -60,15 +60,17 @@ def test_a_cache_that_would_not_fit_is_refused_before_any_compute(data_root: Pat
     cache, results = tmp_path / "cache", tmp_path / "results"
     monkeypatch.setenv("SERBENCH_CACHE", str(cache))
     monkeypatch.setenv("SERBENCH_CACHE_FREE_BYTES", "1000000")
-    out = serbench("run", "--method", "linear", "--upstream", "fbank", "--dataset", "emodb",
+    out = serbench("run", "--method", "mlp", "--upstream", "fbank", "--dataset", "emodb",
                    "--data-root", str(data_root), "--budget", "smoke", "--seeds", "1",
                    "--folds", "03", "--results", str(results))
     assert out.returncode == 2
-    # EmoDB's 535 files: 1,490 s × 100 frames/s × 80 log-mel bands × 2 bytes, plus the means
+    # EmoDB's 535 files: 1,490 s × 100 frames/s × 80 log-mel bands × 2 bytes of frames (mlp
+    # reads frames), plus 535 × (80 × 8 + 16) bytes of pooled statistics and index
     assert out.stderr == (
-        f"serbench: error: the feature cache needs about 23.9 MB (fbank × emodb 23.9 MB) but "
+        f"serbench: error: the feature cache needs about 24.1 MB (fbank × emodb 24.1 MB) but "
         f"{cache} has 1.0 MB free: point SERBENCH_CACHE at a larger disk, free some space "
-        "(serbench cache ls / clear), or run fewer upstreams or datasets at a time\n")
+        "(serbench cache ls / clear), run fewer upstreams or datasets at a time, or store fewer "
+        "frames (methods with pooled inputs store none; --option layer=N stores one layer's)\n")
     assert not (results / "runs").exists() and not (cache / "features").exists()
 
 
@@ -81,7 +83,8 @@ def test_dry_run_prints_the_cache_and_compute_estimate(data_root: Path, tmp_path
     assert out.returncode == 0, out.stderr
     tail = out.stdout.splitlines()[-4:]
     assert tail[0].startswith("estimate: to run: 60 runs; ")  # 2 upstreams × 10 folds × 3 seeds
-    assert tail[0].endswith("feature cache 24.0 MB in 2 entries")
-    assert tail[1:] == ["  cache entry fbank × emodb: about 23.9 MB to fill",
-                        "  cache entry egemaps × emodb: about 94.2 KB to fill",
-                        "  24.0 MB to fill, 5.0 GB free where $SERBENCH_CACHE lives"]
+    # linear reads pooled inputs: no frames, only 535 × (80 or 88 dims × 8 + 16) bytes
+    assert tail[0].endswith("feature cache 736.2 KB in 2 entries")
+    assert tail[1:] == ["  cache entry fbank × emodb: about 351.0 KB to fill",
+                        "  cache entry egemaps × emodb: about 385.2 KB to fill",
+                        "  736.2 KB to fill, 5.0 GB free where $SERBENCH_CACHE lives"]

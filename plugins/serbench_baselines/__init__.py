@@ -39,6 +39,7 @@ def method_specs() -> list[MethodSpec]:
             build="serbench_baselines.probes:build_linear",
             description="SUPERB probe: weighted layer sum, Linear(D,256), mean pool, Linear(256,C)",
             inputs="pooled",
+            layer_option="layer",
             defaults=dict(PROBE_DEFAULTS),
             search_space={"lr": (1e-4, 3e-4, 1e-3, 3e-3)},
         ),
@@ -48,6 +49,7 @@ def method_specs() -> list[MethodSpec]:
             description="EmoBox probe: weighted layer sum, Linear(D,256)+ReLU per frame, mean "
                         "pool, Linear(256,C)",
             inputs="frames",
+            layer_option="layer",
             defaults=dict(PROBE_DEFAULTS),
             search_space={"lr": (1e-4, 3e-4, 1e-3, 3e-3)},
         ),
@@ -56,6 +58,7 @@ def method_specs() -> list[MethodSpec]:
             build="serbench_baselines.finetune:build_finetune",
             description="the upstream fine-tuned under a mean-pooled linear head",
             finetunes_upstream=True,
+            layer_option="layer",
             defaults={
                 "lr": 1e-3,  # the new head
                 "upstream_lr": 2e-5,  # the pretrained upstream
@@ -69,6 +72,7 @@ def method_specs() -> list[MethodSpec]:
             description="L2 multinomial logistic regression on one pooled layer, solved by "
                         "full-batch L-BFGS, C picked on dev (scikit-learn's objective)",
             inputs="pooled",
+            layer_option="layer",
             defaults=dict(LOGREG_DEFAULTS),
         ),
     ]

@@ -32,7 +32,7 @@ class FineTune(nn.Module):
 
     def forward(self, batch: Batch) -> torch.Tensor:
         hidden, lengths = upstream_hidden(self.upstream, batch)
-        return self.classify(masked_mean(self.layers(hidden), lengths))
+        return self.classify(masked_mean(self.layers(hidden, batch.layers), lengths))
 
     def loss(self, batch: Batch) -> torch.Tensor:
         return nn.functional.cross_entropy(self(batch), batch.labels)

@@ -77,7 +77,7 @@ class LogReg(nn.Module):
 
     def pooled(self, batch: Batch) -> torch.Tensor:
         hidden, lengths = cached_stack(batch)
-        return masked_mean(self.layers(hidden), lengths).double()
+        return masked_mean(self.layers(hidden, batch.layers), lengths).double()
 
     def logits(self, x: torch.Tensor, index: int) -> torch.Tensor:
         return torch.addmm(self.biases[index], x, self.weights[index].t())

@@ -28,7 +28,7 @@ class LinearProbe(nn.Module):
 
     def forward(self, batch: Batch) -> torch.Tensor:
         hidden, lengths = cached_stack(batch)
-        pooled = masked_mean(self.layers(hidden), lengths)
+        pooled = masked_mean(self.layers(hidden, batch.layers), lengths)
         weight = self.classify.weight @ self.project.weight  # (C, D)
         bias = torch.addmv(self.classify.bias, self.classify.weight, self.project.bias)
         return torch.addmm(bias, pooled, weight.t())
@@ -53,7 +53,7 @@ class MLPProbe(nn.Module):
 
     def forward(self, batch: Batch) -> torch.Tensor:
         hidden, lengths = cached_stack(batch)
-        return self.classify(masked_mean(self.frame(self.layers(hidden)), lengths))
+        return self.classify(masked_mean(self.frame(self.layers(hidden, batch.layers)), lengths))
 
     def loss(self, batch: Batch) -> torch.Tensor:
         return nn.functional.cross_entropy(self(batch), batch.labels)

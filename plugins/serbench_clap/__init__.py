@@ -40,7 +40,7 @@ DEFAULTS: dict[str, Any] = {
 def method_specs() -> list[MethodSpec]:
     # every CLAP-family method tunes the same thing (lr), so that under max_trials > 1
     # Emo-CLAP and the GEmo-CLAPs stay comparable; alpha_e stays at its paper value
-    common: dict[str, Any] = dict(finetunes_upstream=True, inputs="pooled",
+    common: dict[str, Any] = dict(finetunes_upstream=True, inputs="pooled", layer_option="layer",
                                   search_space={"lr": (3e-4, 1e-3, 3e-3)})
     return [
         MethodSpec(

@@ -80,7 +80,7 @@ class Clap(nn.Module):
 
     def audio_embeddings(self, batch: Batch) -> torch.Tensor:
         hidden, lengths = upstream_hidden(self.upstream, batch)
-        pooled = masked_mean(self.layers(hidden), lengths)
+        pooled = masked_mean(self.layers(hidden, batch.layers), lengths)
         return nn.functional.normalize(self.audio_proj(pooled), dim=-1)
 
     def class_embeddings(self) -> torch.Tensor:

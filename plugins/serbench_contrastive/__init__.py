@@ -63,6 +63,7 @@ def method_spec() -> MethodSpec:
         requires=frozenset({"text"}),
         finetunes_upstream=False,
         inputs="pooled",
+        layer_option="layer",
         defaults=dict(DEFAULTS),
         search_space={"lr": (3e-4, 1e-3, 3e-3)},
     )

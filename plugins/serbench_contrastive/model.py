@@ -77,7 +77,7 @@ class Fusion(nn.Module):
         if batch.texts is None:
             raise ValueError("this method needs transcripts, but the batch has none")
         hidden, lengths = upstream_hidden(self.upstream, batch)
-        audio = self.audio_code(masked_mean(self.layers(hidden), lengths))
+        audio = self.audio_code(masked_mean(self.layers(hidden, batch.layers), lengths))
         return audio, self.text_code(self.texts(batch.texts))
 
     def logits(self, audio: torch.Tensor, text: torch.Tensor) -> torch.Tensor:

@@ -83,6 +83,7 @@ def method_spec(name: str = "gmp_tl", shares: Sequence[float] = DEFAULT_SHARES) 
         requires=frozenset({"frames", "gender"}),
         finetunes_upstream=True,
         inputs="frames",
+        layer_option="layer",
         defaults=dict(DEFAULTS),
         stages=tuple(Stage(n, float(s), d)
                      for n, s, d in zip(STAGE_NAMES, shares, DESCRIPTIONS, strict=True)),

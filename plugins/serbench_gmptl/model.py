@@ -146,7 +146,7 @@ class GmpTl(nn.Module):
             return [h.float() for h in hidden], lengths
         assert self.select is not None
         features, lengths = upstream_hidden(None, batch)
-        return self.encoder(self.select(features), lengths), lengths
+        return self.encoder(self.select(features, batch.layers), lengths), lengths
 
     def centroids(self) -> list[torch.Tensor]:
         return [getattr(self, f"centroids_{i}") for i in range(len(self.k_values))]

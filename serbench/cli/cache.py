@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from serbench.cli.app import Cli, print_json
 
@@ -42,10 +43,10 @@ def _handle(args: argparse.Namespace) -> int:
         from tabulate import tabulate
 
         table = [[r["upstream"], r["dataset"] or "?", r["utterances"],
-                  f"{r['layers']} x {r['dim']}" if r["layers"] else "?", _size(r["bytes"]),
-                  r["status"], r["created"] or "", r["path"]] for r in rows]
+                  f"{r['layers']} x {r['dim']}" if r["layers"] else "?", _frames(r),
+                  _size(r["bytes"]), r["status"], r["created"] or "", r["path"]] for r in rows]
         print(tabulate(table, headers=["upstream", "dataset", "utterances", "layers x dim",
-                                       "size", "status", "created", "path"]))
+                                       "frames of", "size", "status", "created", "path"]))
         total = sum(r["bytes"] for r in rows)
         print(f"{len(rows)} entries, {_size(total)}")
         return 0
@@ -58,6 +59,16 @@ def _handle(args: argparse.Namespace) -> int:
     print(f"removed {len(removed)} entries ({_size(sum(r['bytes'] for r in removed))})"
           + (f" of {what}" if what else ""))
     return 0
+
+
+def _frames(row: dict[str, Any]) -> str:
+    """Which layers' frames an entry holds: ``none`` (pooled statistics only), ``all`` or a list."""
+    layers = row.get("frame_layers")
+    if layers is None:
+        return "?"
+    if not layers:
+        return "none"
+    return "all" if len(layers) == row["layers"] else ",".join(map(str, layers))
 
 
 def add_commands(cli: Cli) -> None:

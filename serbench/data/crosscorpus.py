@@ -61,13 +61,14 @@ class CrossView(DatasetView):
     cross: dict[str, Any] = field(default_factory=dict)  # what the run record keeps
 
     def features(self, upstream: Any, device: Any, *, skip_bad_audio: bool, need_frames: bool,
-                 quiet: bool) -> JointEntry:
+                 layers: Sequence[int] | None, quiet: bool) -> JointEntry:
         """Each corpus's own cache entry (shared with its within-corpus runs), joined."""
         from serbench.data.features import cached_features
 
         a, b = (cached_features(upstream, v.spec.name, v.root, v.utterances, device,
                                 skip_bad_audio=skip_bad_audio, need_frames=need_frames,
-                                quiet=quiet) for v in (self.train_view, self.test_view))
+                                layers=layers, quiet=quiet)
+                for v in (self.train_view, self.test_view))
         return JointEntry(a, b)
 
 
@@ -139,17 +140,22 @@ class JointEntry:
             return self.b, key[len(TEST_PREFIX):]
         return self.a, key
 
-    def layer_frames(self, key: str) -> np.ndarray:
+    def frames_of(self, key: str, layer: int) -> np.ndarray:
         entry, k = self._side(key)
-        return entry.layer_frames(k)
+        return entry.frames_of(k, layer)
 
-    def moments(self, keys: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    def n_frames(self, key: str) -> int:
+        entry, k = self._side(key)
+        return int(entry.n_frames(k))
+
+    def moments(self, keys: Sequence[str], layers: Sequence[int] | None = None
+                ) -> tuple[np.ndarray, np.ndarray]:
         sides = [self._side(k) for k in keys]
         entries = {id(e) for e, _ in sides}
         if len(entries) > 1:
             raise ConfigError("cross-corpus: normalisation statistics over both corpora at once")
         entry = sides[0][0] if sides else self.a
-        return entry.moments([k for _, k in sides])
+        return entry.moments([k for _, k in sides], layers)
 
 
 def load_cross(components: Any, train: Any, test_dataset: str, data_root: Any,

@@ -1,5 +1,10 @@
 """A filled feature-cache entry as read back: its files, their integrity checks, and the arrays.
 
+Layout: the pooled statistics of every layer (``mean.f32``, ``var.f32``: kilobytes per
+utterance) and the frame index are in every entry; frames are one file per layer
+(``frames-007.f16``), present for the layers some plan read (``meta.json`` lists them under
+``frame_layers``), so a later fill adds a layer's file without touching the others.
+
 The writer is :mod:`serbench.data.features` (keys, locks, the fill); this module only reads what
 a fill left, so a damaged file is caught here (sizes and blake2b digests from ``meta.json``) before
 any array is mapped.
@@ -19,12 +24,17 @@ from serbench.data.digests import file_digest as _file_digest
 from serbench.data.digests import stat_sig as _stat_sig
 from serbench.specs import ConfigError
 
-FILES = {  # name -> dtype; shapes come from meta.json
-    "frames.f16": np.float16,  # one (L, n, D) block per utterance, total_frames * L * D values
-    "mean.f32": np.float32,  # (N, L, D) mean over valid frames
-    "var.f32": np.float32,  # (N, L, D) variance over valid frames
+POOLED_FILES = {  # name -> dtype, every entry has them; shapes come from meta.json
+    "mean.f32": np.float32,  # (N, L, D) mean over valid frames, every layer
+    "var.f32": np.float32,  # (N, L, D) variance over valid frames, every layer
     "index.i64": np.int64,  # (N, 2) frame offset, frame count
 }
+FRAMES_DTYPE = np.float16  # frames-<layer>.f16: (total_frames, D), for the layers some plan read
+
+
+def frames_name(layer: int) -> str:
+    """The file holding every frame of one layer, utterance after utterance."""
+    return f"frames-{layer:03d}.f16"
 
 
 class CacheCorrupt(RuntimeError):
@@ -82,28 +92,42 @@ class FeatureEntry:
         self.path = path
         self.meta = meta
         n, layers, dim = len(meta["keys"]), self.num_layers, self.dim
-        self.check(need_frames=False)
+        self.check(())
         self.rows: dict[str, int] = {k: i for i, k in enumerate(meta["keys"])}
-        self.pooled: np.ndarray = self._map("mean.f32", (n, layers, dim))
-        self.var: np.ndarray = self._map("var.f32", (n, layers, dim))
-        self.index: np.ndarray = self._map("index.i64", (n, 2))
-        self._frames: np.ndarray | None = None
+        self.pooled: np.ndarray = self._map("mean.f32", np.float32, (n, layers, dim))
+        self.var: np.ndarray = self._map("var.f32", np.float32, (n, layers, dim))
+        self.index: np.ndarray = self._map("index.i64", np.int64, (n, 2))
+        self._frames: dict[int, np.ndarray] = {}
         self._sqmean: np.ndarray | None = None
 
-    def check(self, need_frames: bool) -> None:
-        """Verify the entry's files (hashing each only once per version of it in a process)."""
-        names = ["mean.f32", "var.f32", "index.i64"]
-        if need_frames or getattr(self, "_frames", None) is not None:
-            names.append("frames.f16")
+    @property
+    def frame_layers(self) -> tuple[int, ...]:
+        """The layers whose frames this entry holds (none: pooled statistics only)."""
+        return tuple(int(k) for k in self.meta.get("frame_layers", ()))
+
+    def missing(self, layers: Sequence[int] | None) -> list[int]:
+        """Which of ``layers`` (None: every layer) have no frames here."""
+        want = range(self.num_layers) if layers is None else layers
+        have = set(self.frame_layers)
+        return sorted({int(k) for k in want} - have)
+
+    def check(self, layers: Sequence[int] | None) -> None:
+        """Verify the pooled files and the frames of ``layers`` (None: every stored layer),
+        hashing each file only once per version of it in a process."""
+        names = list(POOLED_FILES)
+        chosen = self.frame_layers if layers is None else layers
+        names += [frames_name(k) for k in sorted({*chosen, *getattr(self, "_frames", {})})]
         for name in names:
+            if name not in self.meta["files"]:
+                raise CacheCorrupt(f"feature cache entry {self.path} has no {name}")
             _verify(self.path / name, **self.meta["files"][name])
 
-    def _map(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
+    def _map(self, name: str, dtype: Any, shape: tuple[int, ...]) -> np.ndarray:
         if not all(shape):
-            return np.zeros(shape, dtype=FILES[name])
+            return np.zeros(shape, dtype=dtype)
         self._intact(name)  # a mapped page past the end of a file is a Bus error, not an error
         # copy-on-write: torch takes the arrays without a read-only warning; nothing writes them
-        return np.memmap(self.path / name, dtype=FILES[name], mode="c", shape=shape)
+        return np.memmap(self.path / name, dtype=dtype, mode="c", shape=shape)
 
     def _intact(self, name: str) -> None:
         """Raise ``CacheCorrupt`` naming the entry if ``name`` is no longer its written size
@@ -147,31 +171,41 @@ class FeatureEntry:
             self._sqmean = (np.asarray(self.var, dtype=np.float64) + m * m).astype(np.float32)
         return self._sqmean
 
-    def frames_file(self) -> np.ndarray:
-        """Every float16 value of every utterance's ``(L, n, D)`` block, flat; verified once."""
-        if self._frames is None:
-            _verify(self.path / "frames.f16", **self.meta["files"]["frames.f16"])
-            size = int(self.meta["total_frames"]) * self.num_layers * self.dim
-            self._frames = self._map("frames.f16", (size,))
-        return self._frames
+    def layer_file(self, layer: int) -> np.ndarray:
+        """``(total_frames, D)`` float16 frames of one layer (a memory map, verified once)."""
+        if layer not in self._frames:
+            if layer not in self.frame_layers:
+                raise CacheCorrupt(f"feature cache entry {self.path} holds no frames of layer "
+                                   f"{layer} (it has {list(self.frame_layers) or 'none'})")
+            name = frames_name(layer)
+            _verify(self.path / name, **self.meta["files"][name])
+            shape = (int(self.meta["total_frames"]), self.dim)
+            self._frames[layer] = self._map(name, FRAMES_DTYPE, shape)
+        return self._frames[layer]
 
-    def layer_frames(self, key: str) -> np.ndarray:
-        """``(L, n, D)`` float16 frames of one utterance (a view of the memory map)."""
+    def frames_of(self, key: str, layer: int) -> np.ndarray:
+        """``(n, D)`` float16 frames of one utterance in one layer (a view of the memory map)."""
         off, n = (int(v) for v in self.index[self.rows[key]])
-        self._intact("frames.f16")
-        width = self.num_layers * self.dim
-        block = self.frames_file()[off * width : (off + n) * width]
-        return block.reshape(self.num_layers, n, self.dim)
+        frames = self.layer_file(layer)
+        self._intact(frames_name(layer))
+        return frames[off : off + n]
+
+    def layer_frames(self, key: str, layers: Sequence[int] | None = None) -> np.ndarray:
+        """``(len(layers), n, D)`` float16 frames of one utterance (every layer when None)."""
+        chosen = range(self.num_layers) if layers is None else layers
+        return np.stack([self.frames_of(key, k) for k in chosen])
 
     def frames(self, key: str) -> np.ndarray:
-        """``(n, L, D)`` float16 frames of one utterance (a view of the memory map)."""
+        """``(n, L, D)`` float16 frames of one utterance, every layer."""
         return self.layer_frames(key).transpose(1, 0, 2)
 
     def n_frames(self, key: str) -> int:
         return int(self.index[self.rows[key], 1])
 
-    def moments(self, keys: Sequence[str], chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
-        """Frame-weighted mean and standard deviation per (layer, dim) over ``keys``' frames.
+    def moments(self, keys: Sequence[str], layers: Sequence[int] | None = None,
+                chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+        """Frame-weighted mean and standard deviation per (layer, dim) over ``keys``' frames,
+        for ``layers`` (None: every layer).
 
         Merges per-utterance means and variances (Chan et al.), in float64 and in chunks of rows,
         so it is exact to rounding and never loads all rows at once.
@@ -179,18 +213,20 @@ class FeatureEntry:
         rows = np.sort(np.array([self.rows[k] for k in keys], dtype=np.int64))
         if rows.size == 0:
             raise ConfigError("feature normalisation needs at least one utterance")
+        pick = slice(None) if layers is None else list(layers)
         w = self.index[rows, 1].astype(np.float64)
         total = w.sum()
-        mean = np.zeros((self.num_layers, self.dim))
+        mean: Any = 0.0
         for s in range(0, rows.size, chunk):
             r = rows[s : s + chunk]
-            mean += np.einsum("n,nld->ld", w[s : s + chunk], self.pooled[r].astype(np.float64))
-        mean /= total
-        var = np.zeros_like(mean)
+            mean = mean + np.einsum("n,nld->ld", w[s : s + chunk],
+                                    self.pooled[r][:, pick].astype(np.float64))
+        mean = mean / total
+        var: Any = 0.0
         for s in range(0, rows.size, chunk):
             r = rows[s : s + chunk]
-            dev = self.pooled[r].astype(np.float64) - mean
-            var += np.einsum("n,nld->ld", w[s : s + chunk],
-                             self.var[r].astype(np.float64) + dev * dev)
+            dev = self.pooled[r][:, pick].astype(np.float64) - mean
+            var = var + np.einsum("n,nld->ld", w[s : s + chunk],
+                                  self.var[r][:, pick].astype(np.float64) + dev * dev)
         std = np.sqrt(var / total)
         return mean.astype(np.float32), np.maximum(std, 1e-5).astype(np.float32)

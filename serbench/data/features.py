@@ -1,11 +1,15 @@
 """On-disk cache of frozen upstream hidden states: the floor is one forward pass per corpus.
 
-An entry holds, for every utterance, all layers' frames (float16, one flat file read through a
-memory map: an ``(L, n, D)`` block per utterance, so each layer's frames are contiguous) and, per
-layer, the mean and the variance over its valid frames (float32, also memory mapped). Those give
-the pooled inputs of models that are linear up to their pooling, and the statistics of feature
-normalisation, without touching the frames. Both are computed from the float16 frames as stored,
-so the pooled path and the frame path see the same numbers.
+An entry holds, for every utterance and every layer, the mean and the variance over its valid
+frames (float32, memory mapped: kilobytes per utterance). Those give the pooled inputs of models
+that are linear up to their pooling, and the statistics of feature normalisation, without any
+frames. Frames (float16) are kept only for the layers some planned method reads per frame
+(``MethodSpec.inputs``, ``MethodSpec.layer_option``), one file per layer, so a plan of pooled
+methods stores no frames and a later plan that reads frames adds the layers it needs to the same
+entry (one more forward pass, writing only those layers) instead of starting over. Statistics are
+computed from the float16 frames exactly as they are stored, so the pooled path and the frame path
+see the same numbers; utterances go through the upstream in a fixed order (sorted by key, cut into
+the same length buckets), so the frames a later pass adds are those the first pass saw.
 
 Keys. An entry is keyed by upstream name and revision, dataset, and the *content* of every audio
 file (blake2b). Content digests (of audio files here, of local model weights for upstream
@@ -17,7 +21,10 @@ timestamp tick is not missed.
 
 Writes. An entry is filled under an exclusive lock into ``.tmp-*`` and renamed into place, so two
 processes never fill it twice and a half-written entry is never read; leftovers of a killed fill
-are removed by the next fill (or ``serbench cache clear``). Frames, means and variances are
+are removed by the next fill (or ``serbench cache clear``). Layers added later are written, under
+the same lock, into ``.tmp-*`` files inside the entry and renamed into place, and then a new
+``meta.json`` replaces the old one in one rename: a reader sees the entry before or after, and
+files it already maps are never rewritten. Frames, means and variances are
 streamed to disk as they are computed: memory stays at one inference batch whatever the corpus.
 A write that fails (a full disk) is one error naming the cache folder, and the ``.tmp-*`` folder is
 removed; tests simulate a full disk with ``SERBENCH_FAULT=cache-disk-full:<bytes>`` (each file of
@@ -52,15 +59,16 @@ from serbench.data.digests import cache_root, file_digests  # noqa: F401 - file_
 from serbench.data.digests import stat_sig as _stat_sig
 from serbench.data.entry import (  # noqa: F401 - CacheCorrupt, read_meta: re-exported
     _VERIFIED,
-    FILES,
+    POOLED_FILES,
     CacheCorrupt,
     FeatureEntry,
     _meta_digest,
+    frames_name,
     read_meta,
 )
 from serbench.specs import ConfigError, UpstreamSpec, Utterance
 
-FORMAT = 2
+FORMAT = 3
 INFER_SECONDS = 60.0  # padded audio seconds per inference batch
 # ------------------------------------------------------------------------------- keys
 
@@ -116,17 +124,14 @@ def _stale_tmp(final: Path) -> list[Path]:
 _OPEN: dict[str, tuple[tuple[int, int, int, int], FeatureEntry]] = {}
 
 
-def open_entry(final: Path, need_frames: bool) -> FeatureEntry:
-    """Open a filled entry (shared within the process); ``FileNotFoundError`` if there is none."""
+def open_entry(final: Path, layers: Sequence[int] | None = ()) -> FeatureEntry:
+    """Open a filled entry (shared within the process) and verify the frames of ``layers``
+    (None: every stored layer); ``FileNotFoundError`` if there is none."""
     sig = _stat_sig(final / "meta.json")
     hit = _OPEN.get(str(final))
-    if hit and hit[0] == sig:
-        entry = hit[1]
-        entry.check(need_frames)
-    else:
-        entry = FeatureEntry(final, read_meta(final))
-    if need_frames:
-        entry.frames_file()
+    entry = hit[1] if hit and hit[0] == sig else FeatureEntry(final, read_meta(final))
+    entry.check([k for k in (entry.frame_layers if layers is None else layers)
+                 if k in entry.frame_layers])
     _OPEN[str(final)] = (sig, entry)
     return entry
 
@@ -140,18 +145,24 @@ def cached_features(
     *,
     skip_bad_audio: bool = False,
     need_frames: bool = True,
+    layers: Sequence[int] | None = None,
     quiet: bool = False,
 ) -> FeatureEntry:
     """The cache entry for these utterances, computing it once if it is missing or damaged.
 
-    ``need_frames=False`` (pooled-input methods) checks only the small files, not the frames.
+    ``need_frames``: the frames of ``layers`` (None: every layer) must be there, and are added to
+    an entry that lacks them; without it (pooled-input methods) a new entry stores no frames.
     """
+    want: Sequence[int] | None = layers if need_frames else ()
     final = entry_dir(spec, dataset, entry_key(spec, dataset, root, utterances))
     with contextlib.suppress(FileNotFoundError, CacheCorrupt):
-        return open_entry(final, need_frames)
+        entry = open_entry(final, want)
+        if not entry.missing(want):
+            return entry
     with _locked(_lock_path(final)):
+        entry = None
         try:  # another process may have filled it while we waited
-            return open_entry(final, need_frames)
+            entry = open_entry(final, want)
         except FileNotFoundError:
             shutil.rmtree(final, ignore_errors=True)  # a folder without meta.json is no entry
         except CacheCorrupt as exc:
@@ -160,8 +171,14 @@ def cached_features(
             shutil.rmtree(final)
         for tmp in _stale_tmp(final):  # a fill killed half-way: we hold the lock, it is dead
             shutil.rmtree(tmp, ignore_errors=True)
-        _fill(spec, dataset, root, utterances, device, final, skip_bad_audio, quiet)
-        return open_entry(final, need_frames)
+        for tmp in final.glob(".tmp-*"):  # layers a killed pass was adding
+            tmp.unlink(missing_ok=True)
+        order = sorted(utterances, key=lambda u: u.key)  # the one order every pass takes
+        if entry is None:
+            _fill(spec, dataset, root, order, device, final, skip_bad_audio, quiet, want)
+        elif entry.missing(want):
+            _extend(spec, dataset, root, order, device, entry, entry.missing(want), quiet)
+        return open_entry(final, want)
 
 
 class _HashedFile:
@@ -255,33 +272,21 @@ def inference_batches(durations: Sequence[float]) -> list[list[int]]:
     return bucket_batches(durations, INFER_SECONDS)
 
 
-def _fill(
-    spec: UpstreamSpec,
-    dataset: str,
-    root: Path,
-    utterances: Sequence[Utterance],
-    device: Any,
-    final: Path,
-    skip_bad_audio: bool,
-    quiet: bool,
-) -> None:
+def _forward(spec: UpstreamSpec, model: Any, dataset: str, root: Path,
+             utterances: Sequence[Utterance], device: Any, skip_bad_audio: bool, quiet: bool,
+             skipped: list[dict[str, str]]) -> Iterator[tuple[Utterance, list[np.ndarray]]]:
+    """One forward pass of ``model`` in the cache's length buckets: each utterance with its
+    valid frames of every layer (float16 ``(n, D)`` each), in order; bad audio is skipped (and
+    listed in ``skipped``) only with ``skip_bad_audio``."""
     import torch
 
     from serbench.contracts import upstream_output
     from serbench.data.audio import AudioError, load_audio
     from serbench.data.manifests import audio_path
 
-    started = time.perf_counter()
-    tmp = final.parent / f".tmp-{final.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
-    tmp.mkdir(parents=True)
-    files = {name: _HashedFile(tmp / name) for name in FILES}
     progress = _progress(len(utterances), f"features {spec.name} on {dataset}", quiet)
     try:
-        model = spec.loader(device)
         model.eval()
-        keys: list[str] = []
-        skipped: list[dict[str, str]] = []
-        offset, layers, dim = 0, 0, 0
         for batch in inference_batches([u.duration or 1.0 for u in utterances]):
             waves, good = [], []
             for i in batch:
@@ -309,23 +314,59 @@ def _fill(
                 hidden16 = [h.to(torch.float16).cpu().numpy() if h.device.type != "cpu"
                             else h.float().numpy().astype(np.float16) for h in hidden]
             del hidden
-            layers, dim = len(hidden16), hidden16[0].shape[2]
             for j, u in enumerate(good):
-                n = counts[j]
-                stats = np.empty((2, layers, dim), dtype=np.float32)
-                for k, h in enumerate(hidden16):
-                    x16 = h[j, :n]
-                    xd = x16.astype(np.float64)  # statistics of the frames exactly as stored
-                    stats[0, k], stats[1, k] = xd.mean(0), xd.var(0)
-                    if not np.isfinite(stats[:, k]).all():
-                        raise ConfigError(f"upstream {spec.name} gave non-finite values (or "
-                                          f"values beyond float16) in layer {k} for {u.path}")
-                    files["frames.f16"].write(x16)
-                files["mean.f32"].write(stats[0])
-                files["var.f32"].write(stats[1])
-                files["index.i64"].write(np.array([offset, n], dtype=np.int64))
-                keys.append(u.key)
-                offset += n
+                yield u, [h[j, : counts[j]] for h in hidden16]
+    finally:
+        progress.close()  # cleared before an error or "interrupted" line is printed
+
+
+def _fill(
+    spec: UpstreamSpec,
+    dataset: str,
+    root: Path,
+    utterances: Sequence[Utterance],
+    device: Any,
+    final: Path,
+    skip_bad_audio: bool,
+    quiet: bool,
+    frame_layers: Sequence[int] | None,
+) -> None:
+    """A new entry: the pooled statistics of every layer, the frames of ``frame_layers`` (None:
+    every layer)."""
+    started = time.perf_counter()
+    tmp = final.parent / f".tmp-{final.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
+    tmp.mkdir(parents=True)
+    files = {name: _HashedFile(tmp / name) for name in POOLED_FILES}
+    try:
+        keys: list[str] = []
+        skipped: list[dict[str, str]] = []
+        offset, layers, dim = 0, 0, 0
+        stored: list[int] = []
+        model = spec.loader(device)
+        for u, frames in _forward(spec, model, dataset, root, utterances, device, skip_bad_audio,
+                                  quiet, skipped):
+            if not keys:
+                layers, dim = len(frames), frames[0].shape[1]
+                stored = sorted(set(range(layers) if frame_layers is None else frame_layers))
+                if stored and not 0 <= stored[0] <= stored[-1] < layers:
+                    raise ConfigError(f"upstream {spec.name} gave {layers} layers; frames of "
+                                      f"layers {stored} were asked for")
+                files.update({frames_name(k): _HashedFile(tmp / frames_name(k)) for k in stored})
+            n = len(frames[0])
+            stats = np.empty((2, layers, dim), dtype=np.float32)
+            for k, x16 in enumerate(frames):
+                xd = x16.astype(np.float64)  # statistics of the frames exactly as stored
+                stats[0, k], stats[1, k] = xd.mean(0), xd.var(0)
+                if not np.isfinite(stats[:, k]).all():
+                    raise ConfigError(f"upstream {spec.name} gave non-finite values (or "
+                                      f"values beyond float16) in layer {k} for {u.path}")
+            for k in stored:
+                files[frames_name(k)].write(frames[k])
+            files["mean.f32"].write(stats[0])
+            files["var.f32"].write(stats[1])
+            files["index.i64"].write(np.array([offset, n], dtype=np.int64))
+            keys.append(u.key)
+            offset += n
         if not keys:
             raise ConfigError(f"no usable audio in dataset {dataset}: every file was skipped")
         written = {name: f.close() for name, f in files.items()}
@@ -338,6 +379,7 @@ def _fill(
             "sample_rate": spec.sample_rate,
             "layers": layers,
             "dim": dim,
+            "frame_layers": stored,
             "total_frames": offset,
             "keys": keys,
             "skipped": skipped,
@@ -345,20 +387,74 @@ def _fill(
             "fill_seconds": round(time.perf_counter() - started, 3),
             "files": written,
         }
-        doc = {"body": body, "blake2b": _meta_digest(body)}
-        with open(tmp / "meta.json", "w") as f:
-            f.write(json.dumps(doc))
-            f.flush()
-            os.fsync(f.fileno())
+        _write_meta(tmp, body)
         os.rename(tmp, final)
-        for name in FILES:  # the rename keeps inodes and times: what was hashed stays verified
+        for name in files:  # the rename keeps inodes and times: what was hashed stays verified
             _VERIFIED[str(final / name)] = _VERIFIED.pop(str(tmp / name))
         _fsync_dir(final.parent)
     finally:
-        progress.close()  # cleared before an error or "interrupted" line is printed
         for f in files.values():
             f.discard()
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _extend(spec: UpstreamSpec, dataset: str, root: Path, utterances: Sequence[Utterance],
+            device: Any, entry: FeatureEntry, layers: Sequence[int], quiet: bool) -> None:
+    """Add the frames of ``layers`` to a filled entry: one more forward pass in the same order,
+    each frame count checked against the entry's index; the files it maps stay as they are."""
+    started = time.perf_counter()
+    final = entry.path
+    if not 0 <= min(layers) <= max(layers) < entry.num_layers:
+        raise ConfigError(f"upstream {spec.name} has {entry.num_layers} layers in the cache; "
+                          f"frames of layers {list(layers)} were asked for")
+    tag = f"{os.getpid()}.{uuid.uuid4().hex[:8]}"
+    files = {frames_name(k): _HashedFile(final / f".tmp-{frames_name(k)}.{tag}") for k in layers}
+    bad = {s["key"] for s in entry.skipped}
+    try:
+        done, offset = 0, 0
+        good = [u for u in utterances if u.key not in bad]
+        for u, frames in _forward(spec, spec.loader(device), dataset, root, good, device, False,
+                                  quiet, []):
+            row, n = entry.rows.get(u.key), len(frames[0])
+            if row is None or tuple(int(v) for v in entry.index[row]) != (offset, n):
+                raise CacheCorrupt(f"feature cache entry {final}: a second pass of upstream "
+                                   f"{spec.name} does not give the frames of the first for "
+                                   f"{u.path}")
+            for k in layers:
+                files[frames_name(k)].write(frames[k])
+            done, offset = done + 1, offset + n
+        if done != len(entry.keys):
+            raise CacheCorrupt(f"feature cache entry {final}: a second pass of upstream "
+                               f"{spec.name} read {done} of its {len(entry.keys)} utterances")
+        written = {name: f.close() for name, f in files.items()}
+        for name in files:
+            os.rename(files[name].path, final / name)
+            _VERIFIED[str(final / name)] = _VERIFIED.pop(str(files[name].path))
+        body = dict(entry.meta)
+        body["frame_layers"] = sorted({*entry.frame_layers, *layers})
+        body["files"] = {**entry.meta["files"], **written}
+        body["extended"] = [*entry.meta.get("extended", []), {
+            "layers": list(layers), "seconds": round(time.perf_counter() - started, 3),
+            "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}]
+        _write_meta(final, body, replace_in=final)
+        _fsync_dir(final)
+    finally:
+        for f in files.values():
+            f.discard()
+            f.path.unlink(missing_ok=True)
+
+
+def _write_meta(folder: Path, body: dict[str, Any], replace_in: Path | None = None) -> None:
+    """``meta.json`` with its digest, durable; with ``replace_in`` written aside and renamed over
+    the entry's current one (readers see the old entry or the new, never half of one)."""
+    doc = {"body": body, "blake2b": _meta_digest(body)}
+    path = folder / (f".tmp-meta.json.{os.getpid()}" if replace_in else "meta.json")
+    with open(path, "w") as f:
+        f.write(json.dumps(doc))
+        f.flush()
+        os.fsync(f.fileno())
+    if replace_in:
+        os.rename(path, replace_in / "meta.json")
 
 
 def _fsync_dir(path: Path) -> None:
@@ -408,6 +504,7 @@ def list_entries() -> list[dict[str, Any]]:
             "dataset": meta.get("dataset"), "revision": meta.get("revision"),
             "utterances": len(meta.get("keys", [])), "layers": meta.get("layers"),
             "dim": meta.get("dim"), "frames": meta.get("total_frames"), "bytes": size,
+            "frame_layers": meta.get("frame_layers"),
             "created": meta.get("created"), "status": status, "path": str(folder),
         })
     return rows

@@ -105,7 +105,9 @@ class _Base(Feed):
 class CachedFeed(_Base):
     """Frozen upstream: hidden states from a cache entry, normalised, per frame or pooled.
 
-    Pooled, a batch indexes one ``(N, L, D)`` float32 matrix of per-layer means.
+    Pooled, a batch indexes one ``(N, L, D)`` float32 matrix of per-layer means. ``layers``: the
+    layers the method reads (``MethodSpec.layers_read``), the only ones its batches hold
+    (``Batch.layers``); None: every layer.
     """
 
     def __init__(
@@ -116,6 +118,7 @@ class CachedFeed(_Base):
         batch_seconds: float,
         pooled: bool,
         normalize: str,
+        layers: Sequence[int] | None = None,
     ) -> None:
         import torch
 
@@ -125,9 +128,13 @@ class CachedFeed(_Base):
         self.entry = entry
         self.pooled = pooled
         self.normalize = normalize
+        every = tuple(range(entry.num_layers))
+        self.layers = every if layers is None else tuple(layers)
+        # what batches say they hold: None when it is every layer
+        self._held = None if self.layers == every else self.layers
         super().__init__(splits, label_index, batch_seconds)
-        self._stats = {k: (torch.from_numpy(m), torch.from_numpy(s))
-                       for k, (m, s) in self._statistics(entry, splits, normalize).items()}
+        self._stats = {k: (torch.from_numpy(m), torch.from_numpy(s)) for k, (m, s)
+                       in self._statistics(entry, splits, normalize, self._held).items()}
         self._rows = {name: np.array([entry.rows[u.key] for u in s.utts], dtype=np.int64)
                       for name, s in self.splits.items()}
         # pooled batches index one (N, L, D) matrix by entry row: the entry's memory map itself
@@ -137,18 +144,19 @@ class CachedFeed(_Base):
 
     @staticmethod
     def _statistics(entry: FeatureEntry, splits: Mapping[str, Sequence[Utterance]],
-                    normalize: str) -> dict[str | None, tuple[np.ndarray, np.ndarray]]:
-        """Per-speaker statistics, and the training set's under ``None``."""
+                    normalize: str, layers: Sequence[int] | None
+                    ) -> dict[str | None, tuple[np.ndarray, np.ndarray]]:
+        """Per-speaker statistics, and the training set's under ``None`` (of ``layers``)."""
         if normalize == "none":
             return {}
         stats: dict[str | None, tuple[np.ndarray, np.ndarray]] = {
-            None: entry.moments([u.key for u in splits["train"]])}
+            None: entry.moments([u.key for u in splits["train"]], layers)}
         if normalize == "speaker":
             everyone: dict[str, list[str]] = {}
             for utts in splits.values():
                 for u in utts:
                     everyone.setdefault(u.speaker, []).append(u.key)
-            stats.update({spk: entry.moments(keys) for spk, keys in everyone.items()
+            stats.update({spk: entry.moments(keys, layers) for spk, keys in everyone.items()
                           if len(keys) > 1})
         return stats
 
@@ -160,7 +168,10 @@ class CachedFeed(_Base):
     def _pooled_source(self) -> Any:
         import torch
 
-        source = torch.from_numpy(np.asarray(self.entry.pooled))
+        pooled = np.asarray(self.entry.pooled)
+        if self._held is not None:  # only the layers the method reads (a copy of those)
+            pooled = pooled[:, list(self._held)]
+        source = torch.from_numpy(pooled)
         if not self._stats:
             return source
         speaker_of = {row: u.speaker for name, part in self.splits.items()
@@ -180,17 +191,19 @@ class CachedFeed(_Base):
         if self.pooled:
             at = self._where[split].index_select(0, rows)
             x = self._source.index_select(0, at).unsqueeze(2)  # (B, L, 1, D)
-            return part.batch(idx, rows, torch.ones(len(idx), dtype=torch.long), stacked=x)
-        blocks = [self.entry.layer_frames(part.utts[i].key) for i in idx]  # (L, n, D) float16
-        lengths = torch.tensor([b.shape[1] for b in blocks], dtype=torch.long)
-        x = torch.zeros(len(idx), self.entry.num_layers, int(lengths.max()), self.entry.dim)
-        for j, (i, block) in enumerate(zip(idx, blocks, strict=True)):
-            item = x[j, :, : block.shape[1]]
-            item.copy_(torch.from_numpy(block))
+            return part.batch(idx, rows, torch.ones(len(idx), dtype=torch.long), stacked=x,
+                              layers=self._held)
+        keys = [part.utts[i].key for i in idx]
+        lengths = torch.tensor([self.entry.n_frames(k) for k in keys], dtype=torch.long)
+        x = torch.zeros(len(idx), len(self.layers), int(lengths.max()), self.entry.dim)
+        for j, (i, key) in enumerate(zip(idx, keys, strict=True)):
+            n = int(lengths[j])
+            for at, layer in enumerate(self.layers):  # (n, D) float16 views of the cache
+                x[j, at, :n].copy_(torch.from_numpy(self.entry.frames_of(key, layer)))
             affine = self._affine(part.utts[i].speaker)
             if affine is not None:
-                item.sub_(affine[0][:, None]).div_(affine[1][:, None])
-        return part.batch(idx, rows, lengths, stacked=x)
+                x[j, :, :n].sub_(affine[0][:, None]).div_(affine[1][:, None])
+        return part.batch(idx, rows, lengths, stacked=x, layers=self._held)
 
 
 class AudioFeed(_Base):

@@ -2,9 +2,11 @@
 
 One estimator for every caller (the GPU recipe's plan, the cache's pre-flight check):
 
-- **cache size** of one (upstream, corpus) entry: frames ``seconds × frame_rate × layers × width ×
-  2`` bytes (float16; every entry keeps them) plus the pooled matrix ``utterances × layers ×
-  width × 2``; an utterance-level extractor stores the pooled matrix only;
+- **cache size** of one (upstream, corpus) entry: the pooled statistics ``utterances × layers ×
+  width × 8`` bytes (a float32 mean and variance; every entry has them) and the frame index
+  (16 bytes an utterance), plus frames ``seconds × frame_rate × width × 2`` bytes (float16) for
+  each layer a frame-reading method of the sweep reads (none when every method reads pooled
+  inputs); an utterance-level extractor stores the pooled statistics only;
 - **compute**: a frozen upstream costs one forward pass over each corpus once (the cache), then
   each run's training steps on cached features (a small head: ``HEAD_STEP_SECONDS`` per step); a
   fine-tuned one costs, per run, ``steps × batch_seconds`` of audio forward and backward (3 × a
@@ -22,7 +24,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
-BYTES = 2  # float16 features
+BYTES = 2  # float16 frames
+POOLED_BYTES = 8  # float32 mean and variance, per layer and dimension
+INDEX_BYTES = 16  # frame offset and count, per utterance
 HEAD_STEP_SECONDS = 0.02  # one step of a probe on cached features, data loading included
 BACKWARD = 3.0  # forward + backward of a fine-tuned encoder, in forward passes
 LARGE_THROUGHPUT = 1000.0  # s of audio per GPU-second, WavLM Large forward in bf16 (assumed)
@@ -59,13 +63,20 @@ class Corpus:
         return cls(name, seconds, n, folds)
 
 
-def cache_bytes(upstream: Any, corpus: Corpus) -> int:
-    """Bytes of one cache entry: every layer's frames and the pooled matrix."""
-    per_vector = upstream.num_layers * upstream.hidden_size * BYTES
-    pooled = corpus.utterances * per_vector
+def cache_bytes(upstream: Any, corpus: Corpus, frame_layers: Iterable[int] | None = None) -> int:
+    """Bytes of one cache entry: the pooled statistics of every layer and the frames of
+    ``frame_layers`` (None: every layer; empty: pooled statistics only)."""
+    pooled = corpus.utterances * (upstream.num_layers * upstream.hidden_size * POOLED_BYTES
+                                  + INDEX_BYTES)
+    return int(pooled + frames_bytes(upstream, corpus, frame_layers))
+
+
+def frames_bytes(upstream: Any, corpus: Corpus, frame_layers: Iterable[int] | None) -> int:
+    """Bytes of the frames of ``frame_layers`` (None: every layer) over a corpus."""
+    count = upstream.num_layers if frame_layers is None else len(set(frame_layers))
     if not upstream.frame_rate:
-        return int(pooled)
-    return int(corpus.seconds * upstream.frame_rate * per_vector + pooled)
+        return 0
+    return int(corpus.seconds * upstream.frame_rate * count * upstream.hidden_size * BYTES)
 
 
 def _size(upstream: Any) -> float:
@@ -96,6 +107,7 @@ class Cell:
     budget: Any
     finetune: bool
     test_corpus: Corpus | None = None
+    frame_layers: tuple[int, ...] | None = ()  # frames read (None: every layer; (): pooled)
 
 
 @dataclass
@@ -134,15 +146,22 @@ def plan_cells(plans: Iterable[Any]) -> list[Cell]:
             key = (i, cond.method.name, cond.upstream.name)
             if key not in cells:
                 cells[key] = Cell(cond.method.name, cond.upstream, corpus, 0, plan.budget,
-                                  cond.method.finetunes(cond.options))
+                                  not cond.frozen, frame_layers=_layers(cond.frames_read(),
+                                                                        cond.upstream))
             cells[key].runs += 1
     return list(cells.values())
 
 
+def _layers(read: tuple[int, ...], upstream: Any) -> tuple[int, ...] | None:
+    return None if len(read) == upstream.num_layers else read
+
+
 def estimate(cells: Iterable[Cell], large_throughput: float = LARGE_THROUGHPUT) -> Estimate:
-    """GPU-hours and cache bytes of a sweep's cells (one cache entry per upstream × corpus)."""
+    """GPU-hours and cache bytes of a sweep's cells (one cache entry per upstream × corpus,
+    holding the frames of the layers its cells read together)."""
     out = Estimate()
     extracted: set[tuple[str, str]] = set()
+    layers: dict[tuple[str, str], set[int] | None] = {}
     for c in cells:
         speed = throughput(c.upstream, large_throughput)
         out.runs += c.runs
@@ -152,8 +171,10 @@ def estimate(cells: Iterable[Cell], large_throughput: float = LARGE_THROUGHPUT) 
             step = HEAD_STEP_SECONDS
             for corpus in filter(None, (c.corpus, c.test_corpus)):
                 key = (c.upstream.name, corpus.name)
-                size = cache_bytes(c.upstream, corpus)
-                out.cache[key] = max(out.cache.get(key, 0), size)
+                union = layers.setdefault(key, set())
+                if union is not None:
+                    layers[key] = None if c.frame_layers is None else union | set(c.frame_layers)
+                out.cache[key] = cache_bytes(c.upstream, corpus, layers[key])
                 if key not in extracted:
                     extracted.add(key)
                     out.feature_hours += (corpus.seconds / speed / 3600) if speed else 0.0
@@ -187,10 +208,13 @@ def suite_cells(path: Any, components: Any,
             options, _ = method_options(spec.name, spec.defaults, e.options)
             twice = 2 if e.with_baseline and baseline_groups(components, [m_name], {}) else 1
             for u_name in e.upstreams:
+                upstream = components.upstreams.get(u_name)
+                frozen = not spec.finetunes(options)
+                read = spec.layers_read(options, upstream.num_layers) \
+                    if frozen and spec.inputs == "frames" else ()
                 cells.append(Cell(
-                    m_name, components.upstreams.get(u_name), corpus(e.dataset),
-                    folds * len(e.seeds) * twice, e.budget, spec.finetunes(options),
-                    corpus(test) if test else None))
+                    m_name, upstream, corpus(e.dataset), folds * len(e.seeds) * twice, e.budget,
+                    not frozen, corpus(test) if test else None, _layers(read, upstream)))
     return cells
 
 

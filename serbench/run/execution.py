@@ -125,23 +125,36 @@ def load_inputs(plan: Plan, run: PlannedRun, device: Any, quiet: bool) -> Inputs
     skipped += [s for s in entry.skipped if s not in skipped]
     splits = {s: [u for u in us if u.key in entry.rows] for s, us in splits.items()}
     normalize = HarnessOptions.read(cond.method.name, cond.options).normalize
+    layers = cond.layers_read()
+    if not set(layers) <= set(range(entry.num_layers)):  # the upstream declared another depth
+        layers = tuple(range(entry.num_layers))
     return Inputs(splits, lambda: CachedFeed(entry, splits, labels, budget.batch_seconds,
                                              pooled=cond.method.inputs == "pooled",
-                                             normalize=normalize),
+                                             normalize=normalize, layers=layers),
                   skipped, entry.revision, time.perf_counter() - t0)
 
 
 def _feature_entry(plan: Plan, run: PlannedRun, device: Any, quiet: bool) -> Any:
+    cond = run.condition
+    # the frames every run of the plan reads on this upstream: one pass stores them all
+    layers = plan.frame_layers(cond.upstream.name) if cond.frames_read() else ()
+    return features_for(plan, cond.upstream, layers, device, quiet)
+
+
+def features_for(plan: Plan, upstream: Any, layers: tuple[int, ...] | None, device: Any,
+                 quiet: bool) -> Any:
+    """The plan's cache entry of ``upstream`` holding the frames of ``layers`` (``()``: pooled
+    statistics only; None: every layer); a cross-corpus view joins its two corpora's entries."""
     from serbench.data.features import cached_features
 
-    cond, data = run.condition, plan.dataset
-    frames = cond.method.inputs == "frames"
-    joint = getattr(data, "features", None)  # a cross-corpus view joins two entries
+    data = plan.dataset
+    kwargs = dict(skip_bad_audio=plan.skip_bad_audio, need_frames=layers != (), layers=layers,
+                  quiet=quiet)
+    joint = getattr(data, "features", None)
     if joint:
-        return joint(cond.upstream, device, skip_bad_audio=plan.skip_bad_audio,
-                     need_frames=frames, quiet=quiet)
-    return cached_features(cond.upstream, data.spec.name, data.root, data.utterances, device,
-                           skip_bad_audio=plan.skip_bad_audio, need_frames=frames, quiet=quiet)
+        return joint(upstream, device, **kwargs)
+    return cached_features(upstream, data.spec.name, data.root, data.utterances, device,
+                           **kwargs)
 
 
 def check_splits(splits: Mapping[str, Sequence[Utterance]], fold: str) -> None:
@@ -299,18 +312,15 @@ def prepare_features(plan: Plan, runs: Sequence[PlannedRun], device: Any,
     there.
     """
     from serbench.data.audio import AudioError
-    from serbench.data.features import cached_features
 
     done: set[str] = set()
     for run in runs:
         cond = run.condition
-        if cond.method.finetunes(cond.options) or cond.upstream.name in done:
+        if not cond.frozen or cond.upstream.name in done:
             continue
         done.add(cond.upstream.name)
         try:
-            cached_features(cond.upstream, plan.dataset.spec.name, plan.dataset.root,
-                            plan.dataset.utterances, device, skip_bad_audio=plan.skip_bad_audio,
-                            need_frames=False, quiet=quiet)
+            features_for(plan, cond.upstream, plan.frame_layers(cond.upstream.name), device, quiet)
         except AudioError:
             raise
         except Exception:  # each run meets it again and records it

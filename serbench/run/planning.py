@@ -35,6 +35,18 @@ class Cell:
     options: dict[str, Any]  # every option, defaults included
     changed: dict[str, Any]  # only those set away from the defaults
 
+    @property
+    def frozen(self) -> bool:
+        """Whether runs read the upstream's cached features (it is not fine-tuned)."""
+        return not self.method.finetunes(self.options)
+
+    def layers_read(self) -> tuple[int, ...]:
+        return self.method.layers_read(self.options, self.upstream.num_layers)
+
+    def frames_read(self) -> tuple[int, ...]:
+        """The layers whose frames runs read from the cache (none for pooled inputs)."""
+        return self.layers_read() if self.frozen and self.method.inputs == "frames" else ()
+
 
 @dataclass
 class PlannedRun:
@@ -58,6 +70,14 @@ class Plan:
 
     def todo(self) -> list[PlannedRun]:
         return [r for r in self.runs if not r.done]
+
+    def frame_layers(self, upstream: str) -> tuple[int, ...] | None:
+        """The layers of ``upstream`` whose frames this plan's runs read, all at once: what one
+        fill stores (``()``: pooled statistics only; None: every layer)."""
+        conds = [r.condition for r in self.runs if r.condition.upstream.name == upstream]
+        union = sorted({k for c in conds for k in c.frames_read()})
+        every = any(len(c.frames_read()) == c.upstream.num_layers for c in conds)
+        return None if every else tuple(union)
 
 
 def check_requirements(cond: Cell, data: DatasetView, components: Components) -> None:

@@ -33,17 +33,27 @@ def _check(spec: UpstreamSpec, seen: set[str]) -> None:
         check()
 
 
-def _features_cached(plan: Any, spec: UpstreamSpec) -> bool:
-    from serbench.data.features import entry_dir, entry_key
+def _entry_meta(plan: Any, spec: UpstreamSpec) -> dict[str, Any] | None:
+    """The ``meta.json`` body of the plan's cache entry of ``spec``; None when there is none
+    (or it is damaged: it would be filled again)."""
+    from serbench.data.features import CacheCorrupt, entry_dir, entry_key, read_meta
 
     data = plan.dataset
     key = entry_key(spec, data.spec.name, data.root, data.utterances)
-    return (entry_dir(spec, data.spec.name, key) / "meta.json").is_file()
+    try:
+        return read_meta(entry_dir(spec, data.spec.name, key))
+    except (FileNotFoundError, CacheCorrupt):
+        return None
+
+
+def _features_cached(plan: Any, spec: UpstreamSpec) -> bool:
+    return _entry_meta(plan, spec) is not None
 
 
 def cache_fills(plans: Sequence[Any]) -> list[tuple[str, str, int]]:
-    """(upstream, dataset, estimated bytes) of every cache entry the sweep's runs would fill."""
-    from serbench.run.estimate import Corpus, cache_bytes
+    """(upstream, dataset, estimated bytes) of every cache entry the sweep's runs would fill,
+    and of the frames they would add to entries that lack the layers they read."""
+    from serbench.run.estimate import Corpus, cache_bytes, frames_bytes
 
     fills: dict[tuple[str, str], int] = {}
     decided: set[tuple[str, str]] = set()  # an entry key hashes every file: once per entry
@@ -51,11 +61,19 @@ def cache_fills(plans: Sequence[Any]) -> list[tuple[str, str, int]]:
         for run in plan.todo():
             cond = run.condition
             key = (cond.upstream.name, plan.dataset.spec.name)
-            if key in decided or cond.method.finetunes(cond.options):
+            if key in decided or not cond.frozen:
                 continue
             decided.add(key)
-            if not _features_cached(plan, cond.upstream):
-                fills[key] = cache_bytes(cond.upstream, Corpus.of_view(plan.dataset))
+            layers = plan.frame_layers(cond.upstream.name)
+            corpus = Corpus.of_view(plan.dataset)
+            meta = _entry_meta(plan, cond.upstream)
+            if meta is None:
+                fills[key] = cache_bytes(cond.upstream, corpus, layers)
+                continue
+            every = range(int(meta["layers"]))
+            missing = set(every if layers is None else layers) - set(meta.get("frame_layers", ()))
+            if missing:
+                fills[key] = frames_bytes(cond.upstream, corpus, missing)
     return [(u, d, n) for (u, d), n in fills.items()]
 
 
@@ -88,8 +106,9 @@ def check_cache_space(plans: Sequence[Any]) -> None:
     what = ", ".join(f"{u} × {d} {human_bytes(n)}" for u, d, n in fills)
     raise ConfigError(f"the feature cache needs about {human_bytes(need)} ({what}) but "
                       f"{Path(cache_root())} has {human_bytes(free)} free: point SERBENCH_CACHE "
-                      "at a larger disk, free some space (serbench cache ls / clear), or run "
-                      "fewer upstreams or datasets at a time")
+                      "at a larger disk, free some space (serbench cache ls / clear), run "
+                      "fewer upstreams or datasets at a time, or store fewer frames (methods "
+                      "with pooled inputs store none; --option layer=N stores one layer's)")
 
 
 def preflight(plans: Sequence[Any]) -> None:
