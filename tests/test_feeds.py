@@ -189,3 +189,25 @@ def test_runner_fills_once_for_every_method_fold_and_seed(emodb: Any, tmp_path: 
     assert entry["upstream"] == "fbank" and entry["utterances"] == len(rows)
     record = store.read_record(outcomes[0]["run_id"])
     assert record["usage"]["steps"] == 40
+
+
+@pytest.mark.parametrize("normalize", ["none", "global", "speaker"])
+def test_pooled_batches_read_per_batch_beyond_the_memory_limit_are_the_same(
+        setup: dict[str, Any], normalize: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A corpus whose pooled inputs exceed PRENORMALISED_BYTES is read and normalised batch by
+    batch (memory stays at a batch): the batches are bit for bit those of the copy made once."""
+    from serbench.data import feeds
+
+    for layers in (None, (2,)):
+        kept = CachedFeed(setup["entry"], setup["splits"], setup["index"], BUDGET.batch_seconds,
+                          pooled=True, normalize=normalize, layers=layers)
+        monkeypatch.setattr(feeds, "PRENORMALISED_BYTES", 0)
+        lean = CachedFeed(setup["entry"], setup["splits"], setup["index"], BUDGET.batch_seconds,
+                          pooled=True, normalize=normalize, layers=layers)
+        monkeypatch.undo()
+        copied = normalize != "none" or layers is not None  # else both read the memory map
+        assert (kept._source is None, lean._source is None) == (False, copied)
+        for split in ("train", "test"):
+            for a, b in zip(kept.evaluate(split), lean.evaluate(split), strict=True):
+                assert a.layers == b.layers == layers and a.keys == b.keys
+                assert torch.equal(a.stacked, b.stacked)

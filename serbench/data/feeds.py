@@ -26,6 +26,10 @@ from serbench.data.features import FeatureEntry
 from serbench.options import NORMALIZE
 from serbench.specs import GENDERS, Batch, ConfigError, Utterance
 
+# pooled inputs up to this size are normalised once, in memory; larger ones (a large upstream's
+# every layer on MSP-Podcast: 15 GB) are read and normalised batch by batch
+PRENORMALISED_BYTES = 1 << 30
+
 
 class _Split:
     """One split's per-utterance columns, built once so a batch is a few index operations."""
@@ -137,8 +141,7 @@ class CachedFeed(_Base):
                        in self._statistics(entry, splits, normalize, self._held).items()}
         self._rows = {name: np.array([entry.rows[u.key] for u in s.utts], dtype=np.int64)
                       for name, s in self.splits.items()}
-        # pooled batches index one (N, L, D) matrix by entry row: the entry's memory map itself
-        # (pages every process of a sweep shares) or, normalised, a copy of it
+        self._affine_tables()
         self._source = self._pooled_source() if pooled else None
         self._where = {name: torch.from_numpy(rows) for name, rows in self._rows.items()}
 
@@ -166,21 +169,53 @@ class CachedFeed(_Base):
         return self._stats.get(speaker) or self._stats[None]
 
     def _pooled_source(self) -> Any:
+        """The pooled rows batches index: the entry's memory map itself (pages every process of a
+        sweep shares) when nothing is normalised and every layer is read; else a normalised copy
+        of the layers read, when it fits in :data:`PRENORMALISED_BYTES`; else None (each batch is
+        read and normalised on its own, so memory stays at a batch whatever the corpus)."""
         import torch
 
         pooled = np.asarray(self.entry.pooled)
-        if self._held is not None:  # only the layers the method reads (a copy of those)
-            pooled = pooled[:, list(self._held)]
-        source = torch.from_numpy(pooled)
-        if not self._stats:
-            return source
-        speaker_of = {row: u.speaker for name, part in self.splits.items()
-                      for row, u in zip(self._rows[name].tolist(), part.utts, strict=True)}
-        source = source.clone()  # rows no split reads stay as they are
-        for row, speaker in speaker_of.items():
-            mean, std = self._affine(speaker)  # type: ignore[misc]
-            source[row].sub_(mean).div_(std)
+        if self._held is None and not self._stats:
+            return torch.from_numpy(pooled)
+        size = pooled.shape[0] * len(self.layers) * pooled.shape[2] * 4
+        if size > PRENORMALISED_BYTES:
+            return None
+        source = self._rows_of(slice(None))
+        rows = torch.from_numpy(np.concatenate(list(self._rows.values())))
+        if self._stats:  # rows no split reads stay as they are
+            source[rows] = self._normalised(source[rows], rows)
         return source
+
+    def _rows_of(self, rows: Any) -> Any:
+        """The pooled rows ``rows`` of the layers read, as a new float32 tensor."""
+        import torch
+
+        x = self.entry.pooled[rows]
+        return torch.from_numpy(np.array(x if self._held is None else x[:, list(self._held)]))
+
+    def _normalised(self, x: Any, rows: Any) -> Any:
+        """``x`` (pooled rows ``rows`` of the entry), normalised in place by their speakers'
+        statistics."""
+        if not self._stats:
+            return x
+        which = self._affine_index.index_select(0, rows)
+        return x.sub_(self._means.index_select(0, which)).div_(self._stds.index_select(0, which))
+
+    def _affine_tables(self) -> None:
+        """Stacked statistics and, per entry row, which of them its speaker takes."""
+        import torch
+
+        if not self._stats:
+            return
+        names = list(self._stats)
+        self._means = torch.stack([self._stats[n][0] for n in names])
+        self._stds = torch.stack([self._stats[n][1] for n in names])
+        self._affine_index = torch.zeros(len(self.entry.rows), dtype=torch.long)
+        for name, part in self.splits.items():
+            at = [names.index(u.speaker) if u.speaker in self._stats else 0 for u in part.utts]
+            self._affine_index[torch.from_numpy(self._rows[name])] = torch.tensor(
+                at, dtype=torch.long)
 
     def make(self, split: str, idx: Sequence[int]) -> Batch:
         """The batch of ``split``'s utterances at positions ``idx``."""
@@ -190,7 +225,11 @@ class CachedFeed(_Base):
         rows = torch.as_tensor(idx, dtype=torch.long)
         if self.pooled:
             at = self._where[split].index_select(0, rows)
-            x = self._source.index_select(0, at).unsqueeze(2)  # (B, L, 1, D)
+            if self._source is not None:
+                x = self._source.index_select(0, at)
+            else:
+                x = self._normalised(self._rows_of(at.numpy()), at)
+            x = x.unsqueeze(2)  # (B, L, 1, D)
             return part.batch(idx, rows, torch.ones(len(idx), dtype=torch.long), stacked=x,
                               layers=self._held)
         keys = [part.utts[i].key for i in idx]
