@@ -71,6 +71,9 @@ def test_pooled_plans_fill_no_frames_and_frame_plans_add_only_their_layers(
     assert all(after[name] == ino for name, ino in files.items() if name != "meta.json")
     [row] = list_entries()
     assert (path / "frames-001.f16").stat().st_size == row["frames"] * dim * 2
+    assert main(["cache", "ls"]) == 0
+    listed = capsys.readouterr().out.splitlines()
+    assert "frames of" in listed[0] and listed[2].split()[6] == "1"  # layer 1's frames only
 
     sweep(capsys, wavlm, data_root, tmp_path / "a", "mlp")  # the weighted sum: every layer
     layers, last = entry_state(path)

@@ -212,8 +212,9 @@ class CachedFeed(_Base):
         self._means = torch.stack([self._stats[n][0] for n in names])
         self._stds = torch.stack([self._stats[n][1] for n in names])
         self._affine_index = torch.zeros(len(self.entry.rows), dtype=torch.long)
+        position = {n: i for i, n in enumerate(names)}  # the training set's is 0
         for name, part in self.splits.items():
-            at = [names.index(u.speaker) if u.speaker in self._stats else 0 for u in part.utts]
+            at = [position.get(u.speaker, 0) for u in part.utts]
             self._affine_index[torch.from_numpy(self._rows[name])] = torch.tensor(
                 at, dtype=torch.long)
 
