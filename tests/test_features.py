@@ -347,7 +347,9 @@ def _rss_of_fill(spec: UpstreamSpec, root: str, utts: list[Utterance], cache: st
     import soxr  # noqa: F401  (libraries the fill loads belong to the baseline)
 
     os.environ["SERBENCH_CACHE"] = cache
-    features.INFER_SECONDS = 5.0  # memory is one inference batch: make it small against the entry
+    from serbench.data import fill
+
+    fill.INFER_SECONDS = 5.0  # memory is one inference batch: make it small against the entry
     spec.loader(CPU)
     before = _anon_rss()
     peak = [before]

@@ -175,8 +175,9 @@ def test_runner_fills_once_for_every_method_fold_and_seed(emodb: Any, tmp_path: 
         for u in rows:
             out.writerow([u.key, str(emodb.root / u.path), u.label, u.speaker, u.gender])
     fills: list[str] = []
-    real = features._fill
-    monkeypatch.setattr(features, "_fill", lambda *a: fills.append(a[0].name) or real(*a))
+    real, extend = features.fill, features.extend
+    monkeypatch.setattr(features, "fill", lambda *a: fills.append(a[0].name) or real(*a))
+    monkeypatch.setattr(features, "extend", lambda *a: fills.append("extend") or extend(*a))
     components = collect()
     store = Store(tmp_path / "results")
     plan = make_plan(components, methods=["linear", "mlp"], upstreams=["fbank"],
@@ -184,7 +185,7 @@ def test_runner_fills_once_for_every_method_fold_and_seed(emodb: Any, tmp_path: 
                      folds=["0", "1"], store=store)
     outcomes = run_plan(plan, store, device="cpu", quiet=True)
     assert [o["status"] for o in outcomes] == ["ok"] * 8
-    assert fills == ["fbank"]
+    assert fills == ["fbank"]  # one pass stores what linear and mlp read: no second one
     [entry] = features.list_entries()
     assert entry["upstream"] == "fbank" and entry["utterances"] == len(rows)
     record = store.read_record(outcomes[0]["run_id"])

@@ -61,13 +61,14 @@ class CrossView(DatasetView):
     cross: dict[str, Any] = field(default_factory=dict)  # what the run record keeps
 
     def features(self, upstream: Any, device: Any, *, skip_bad_audio: bool, need_frames: bool,
-                 layers: Sequence[int] | None, quiet: bool) -> JointEntry:
+                 layers: Sequence[int] | None, fill_layers: Sequence[int] | None,
+                 quiet: bool) -> JointEntry:
         """Each corpus's own cache entry (shared with its within-corpus runs), joined."""
         from serbench.data.features import cached_features
 
         a, b = (cached_features(upstream, v.spec.name, v.root, v.utterances, device,
                                 skip_bad_audio=skip_bad_audio, need_frames=need_frames,
-                                layers=layers, quiet=quiet)
+                                layers=layers, fill_layers=fill_layers, quiet=quiet)
                 for v in (self.train_view, self.test_view))
         return JointEntry(a, b)
 

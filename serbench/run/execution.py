@@ -136,20 +136,24 @@ def load_inputs(plan: Plan, run: PlannedRun, device: Any, quiet: bool) -> Inputs
 
 def _feature_entry(plan: Plan, run: PlannedRun, device: Any, quiet: bool) -> Any:
     cond = run.condition
-    # the frames every run of the plan reads on this upstream: one pass stores them all
-    layers = plan.frame_layers(cond.upstream.name) if cond.frames_read() else ()
-    return features_for(plan, cond.upstream, layers, device, quiet)
+    read = cond.frames_read()
+    if len(read) == cond.upstream.num_layers:
+        read = None  # every layer, however many the model turns out to give
+    # a pass that must run stores the frames every run of the plan reads: one pass for all
+    return features_for(plan, cond.upstream, read, plan.frame_layers(cond.upstream.name),
+                        device, quiet)
 
 
-def features_for(plan: Plan, upstream: Any, layers: tuple[int, ...] | None, device: Any,
-                 quiet: bool) -> Any:
+def features_for(plan: Plan, upstream: Any, layers: tuple[int, ...] | None,
+                 fill_layers: tuple[int, ...] | None, device: Any, quiet: bool) -> Any:
     """The plan's cache entry of ``upstream`` holding the frames of ``layers`` (``()``: pooled
-    statistics only; None: every layer); a cross-corpus view joins its two corpora's entries."""
+    statistics only; None: every layer), filling those of ``fill_layers`` too when it has to
+    fill; a cross-corpus view joins its two corpora's entries."""
     from serbench.data.features import cached_features
 
     data = plan.dataset
     kwargs = dict(skip_bad_audio=plan.skip_bad_audio, need_frames=layers != (), layers=layers,
-                  quiet=quiet)
+                  fill_layers=fill_layers, quiet=quiet)
     joint = getattr(data, "features", None)
     if joint:
         return joint(upstream, device, **kwargs)
@@ -320,7 +324,8 @@ def prepare_features(plan: Plan, runs: Sequence[PlannedRun], device: Any,
             continue
         done.add(cond.upstream.name)
         try:
-            features_for(plan, cond.upstream, plan.frame_layers(cond.upstream.name), device, quiet)
+            layers = plan.frame_layers(cond.upstream.name)
+            features_for(plan, cond.upstream, layers, layers, device, quiet)
         except AudioError:
             raise
         except Exception:  # each run meets it again and records it
