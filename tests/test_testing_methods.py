@@ -15,7 +15,7 @@ from serbench.testing import check_method
 def test_first_party_methods_pass(name: str, options: dict) -> None:
     checks = check_method(collect().methods.get(name), options)
     assert [c.name for c in checks if not c.ok] == []
-    assert len(checks) == 6
+    assert len(checks) == 7  # the last: reads only the layer its option names
 
 
 class UnmaskedMean(torch.nn.Module):
@@ -44,6 +44,24 @@ def test_a_method_that_pools_over_padding_fails_the_padding_check() -> None:
     assert checks["loss falls on a separable batch"].ok
 
 
+class LastLayerAlways(UnmaskedMean):
+    """Declares a ``layer`` option but always reads the last tensor of the batch."""
+
+    def predict(self, batch):  # type: ignore[no-untyped-def]
+        from serbench.nn import masked_mean
+
+        return self.head(masked_mean(batch.features[-1], batch.lengths))
+
+
+def test_a_method_that_ignores_the_layers_the_batch_holds_is_reported() -> None:
+    spec = MethodSpec("bad", build=LastLayerAlways, layer_option="layer",
+                      defaults={"layer": "last"})
+    checks = {c.name: c for c in check_method(spec)}
+    check = checks["reads only the layer its option layer names"]
+    assert not check.ok and check.detail.startswith("max difference ")
+    assert checks["padding does not change predictions"].ok
+
+
 def test_a_loss_that_is_not_a_scalar_is_reported() -> None:
     checks = check_method(MethodSpec("bad", build=VectorLoss))
     assert [(c.name, c.ok) for c in checks][-1] == ("loss is a finite scalar", False)
@@ -67,7 +85,7 @@ def test_validate_method_on_the_command_line() -> None:
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     report = json.loads(out.stdout)
-    assert report["method"] == "ml_gemo" and report["ok"] and len(report["checks"]) == 6
+    assert report["method"] == "ml_gemo" and report["ok"] and len(report["checks"]) == 7
     bad = subprocess.run([sys.executable, "-m", "serbench.cli", "validate", "method", "linear",
                           "--option", "hiden=3"], capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2

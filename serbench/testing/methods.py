@@ -107,4 +107,29 @@ def check_method(spec: Any, options: dict[str, Any] | None = None, device: Any =
     last = float(model.loss(batch).detach())
     checks.append(Check("loss falls on a separable batch", last < first,
                         f"{first:.4f} -> {last:.4f} after 30 steps"))
+    if spec.layer_option:
+        checks.append(_reads_its_layer(spec, ctx, layers, dim, len(labels)))
     return checks
+
+
+def _reads_its_layer(spec: Any, ctx: Any, layers: int, dim: int, n_classes: int) -> Check:
+    """A method that declares ``layer_option`` is fed only that layer (``Batch.layers``): with
+    ``layer=1`` it must predict the same from a batch of layer 1 alone as from every layer."""
+    import dataclasses
+
+    import torch
+
+    from serbench.contracts import method_model
+
+    name = f"reads only the layer its option {spec.layer_option} names"
+    ctx = dataclasses.replace(ctx, options={**ctx.options, spec.layer_option: "1"})
+    try:
+        torch.manual_seed(0)
+        model = method_model(spec.name, spec.build(ctx)).to(ctx.device).eval()
+        full = _synthetic_batch(spec, layers, dim, n_classes).to(ctx.device)
+        alone = dataclasses.replace(full, features=[full.features[1]], layers=(1,))
+        with torch.no_grad():
+            diff = float((model.predict(full) - model.predict(alone)).abs().max())
+    except Exception as exc:
+        return Check(name, False, _describe(exc))
+    return Check(name, diff < 1e-5, f"max difference {diff:.2e} between layer 1 alone and all")
