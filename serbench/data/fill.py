@@ -38,6 +38,7 @@ from serbench.specs import ConfigError, UpstreamSpec, Utterance
 
 FORMAT = 3
 INFER_SECONDS = 60.0  # padded audio seconds per inference batch
+HEAP_SLACK = int(os.environ.get("SERBENCH_FILL_HEAP_SLACK", 256 << 20))  # see _HeapGuard
 
 
 class _HashedFile:
@@ -146,7 +147,9 @@ def _forward(spec: UpstreamSpec, model: Any, dataset: str, root: Path,
     progress = _progress(len(utterances), f"features {spec.name} on {dataset}", quiet)
     try:
         model.eval()
+        heap = _HeapGuard()
         for batch in inference_batches([u.duration or 1.0 for u in utterances]):
+            heap.check()
             waves, good = [], []
             for i in batch:
                 u = utterances[i]
@@ -177,6 +180,47 @@ def _forward(spec: UpstreamSpec, model: Any, dataset: str, root: Path,
                 yield u, [h[j, : counts[j]] for h in hidden16]
     finally:
         progress.close()  # cleared before an error or "interrupted" line is printed
+
+
+class _HeapGuard:
+    """Keeps the fill's heap at its live size: batches of ever new shapes leave glibc's heap
+    fragmented (freed, never returned), so without this the resident memory of a fill grew with
+    the corpus (300 MB at 1k utterances, 1.5 GB at 50k, for one inference batch held at a time).
+    When the anonymous resident memory has grown :data:`HEAP_SLACK` past its level after the
+    last trim, ``malloc_trim`` returns the free pages, so the fill stays within a batch's working
+    set and the slack. Measured on a tiny WavLM, the heap grew 0.81 GB over a 20k-utterance fill
+    without it and 0.38 GB with it (0.25 GB at 1k). Each trim costs the re-faulting of what it
+    freed (about 0.15 s here), so it runs only past the slack: 65 trims over those 20k
+    utterances (+30 % CPU for a model whose forward pass is almost free), a handful for a real
+    one. A no-op without glibc or ``/proc``.
+    ``$SERBENCH_FILL_HEAP_SLACK`` (bytes) sets the slack."""
+
+    def __init__(self) -> None:
+        self._trim: Any = None
+        with contextlib.suppress(OSError, AttributeError):
+            import ctypes
+
+            self._trim = ctypes.CDLL("libc.so.6").malloc_trim
+        self.floor = self._anon() if self._trim else None
+
+    @staticmethod
+    def _anon() -> int | None:
+        try:
+            with open("/proc/self/status", "rb") as f:
+                for line in f:
+                    if line.startswith(b"RssAnon:"):
+                        return int(line.split()[1]) * 1024
+        except OSError:
+            return None
+        return None
+
+    def check(self) -> None:
+        if self.floor is None:
+            return
+        now = self._anon()
+        if now is not None and now > self.floor + HEAP_SLACK:
+            self._trim(0)
+            self.floor = self._anon()
 
 
 def fill(
