@@ -178,6 +178,8 @@ def test_runner_fills_once_for_every_method_fold_and_seed(emodb: Any, tmp_path: 
     real, extend = features.fill, features.extend
     monkeypatch.setattr(features, "fill", lambda *a: fills.append(a[0].name) or real(*a))
     monkeypatch.setattr(features, "extend", lambda *a: fills.append("extend") or extend(*a))
+    keyed, key = [], features.entry_key  # keying stats every audio file: once per sweep
+    monkeypatch.setattr(features, "entry_key", lambda *a: keyed.append(1) or key(*a))
     components = collect()
     store = Store(tmp_path / "results")
     plan = make_plan(components, methods=["linear", "mlp"], upstreams=["fbank"],
@@ -186,6 +188,7 @@ def test_runner_fills_once_for_every_method_fold_and_seed(emodb: Any, tmp_path: 
     outcomes = run_plan(plan, store, device="cpu", quiet=True)
     assert [o["status"] for o in outcomes] == ["ok"] * 8
     assert fills == ["fbank"]  # one pass stores what linear and mlp read: no second one
+    assert len(keyed) == 1  # for 8 runs
     [entry] = features.list_entries()
     assert entry["upstream"] == "fbank" and entry["utterances"] == len(rows)
     record = store.read_record(outcomes[0]["run_id"])

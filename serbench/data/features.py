@@ -143,6 +143,7 @@ def cached_features(
     layers: Sequence[int] | None = None,
     fill_layers: Sequence[int] | None = (),
     quiet: bool = False,
+    key: str | None = None,
 ) -> FeatureEntry:
     """The cache entry for these utterances, computing it once if it is missing or damaged.
 
@@ -150,10 +151,10 @@ def cached_features(
     an entry that lacks them; without it (pooled-input methods) a new entry stores no frames.
     ``fill_layers``: frames a pass that has to run anyway stores too (those the other runs of
     the plan read: one pass for the plan; None: every layer). Only what the caller reads is
-    verified.
+    verified. ``key``: the entry key when the caller has it (:meth:`DatasetView.entry_key`).
     """
     want: Sequence[int] | None = layers if need_frames else ()
-    final = entry_dir(spec, dataset, entry_key(spec, dataset, root, utterances))
+    final = entry_dir(spec, dataset, key or entry_key(spec, dataset, root, utterances))
     with contextlib.suppress(FileNotFoundError, CacheCorrupt):
         entry = open_entry(final, want)
         if not entry.missing(want):

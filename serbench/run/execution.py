@@ -158,7 +158,7 @@ def features_for(plan: Plan, upstream: Any, layers: tuple[int, ...] | None,
     if joint:
         return joint(upstream, device, **kwargs)
     return cached_features(upstream, data.spec.name, data.root, data.utterances, device,
-                           **kwargs)
+                           key=data.entry_key(upstream), **kwargs)
 
 
 def check_splits(splits: Mapping[str, Sequence[Utterance]], fold: str) -> None:

@@ -36,12 +36,11 @@ def _check(spec: UpstreamSpec, seen: set[str]) -> None:
 def _entry_meta(plan: Any, spec: UpstreamSpec) -> dict[str, Any] | None:
     """The ``meta.json`` body of the plan's cache entry of ``spec``; None when there is none
     (or it is damaged: it would be filled again)."""
-    from serbench.data.features import CacheCorrupt, entry_dir, entry_key, read_meta
+    from serbench.data.features import CacheCorrupt, entry_dir, read_meta
 
     data = plan.dataset
-    key = entry_key(spec, data.spec.name, data.root, data.utterances)
     try:
-        return read_meta(entry_dir(spec, data.spec.name, key))
+        return read_meta(entry_dir(spec, data.spec.name, data.entry_key(spec)))
     except (FileNotFoundError, CacheCorrupt):
         return None
 
