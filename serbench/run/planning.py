@@ -72,9 +72,9 @@ class Plan:
         return [r for r in self.runs if not r.done]
 
     def frame_layers(self, upstream: str) -> tuple[int, ...] | None:
-        """The layers of ``upstream`` whose frames this plan's runs read, all at once: what one
-        fill stores (``()``: pooled statistics only; None: every layer)."""
-        conds = [r.condition for r in self.runs if r.condition.upstream.name == upstream]
+        """The layers of ``upstream`` whose frames the plan's runs still to do read, all at once:
+        what one fill stores (``()``: pooled statistics only; None: every layer)."""
+        conds = [r.condition for r in self.todo() if r.condition.upstream.name == upstream]
         union = sorted({k for c in conds for k in c.frames_read()})
         every = any(len(c.frames_read()) == c.upstream.num_layers for c in conds)
         return None if every else tuple(union)
