@@ -261,6 +261,18 @@ def test_a_condition_with_a_comma_in_an_option_can_be_named_back(
     assert code == 0, err
 
 
+def test_an_upstream_with_slashes_is_quoted_and_can_be_named_back(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    store = _results(tmp_path, ("linear", "hf:/models/wavlm", {}), ("mlp", "hf:/models/wavlm", {}))
+    code, out, _ = _board(capsys, store, "--format", "json")
+    names = sorted(r["condition"] for r in json.loads(out))
+    assert names == ['linear/"hf:/models/wavlm"', 'mlp/"hf:/models/wavlm"']
+    code, out, err = _cli(capsys, "compare", *names, "--results", str(store.root), "--n-boot",
+                          "200", "--json")
+    assert code == 0, err
+    assert json.loads(out)["b"]["condition"] == names[1]
+
+
 HOSTILE = '=HYPERLINK("http://x")|<img src=x onerror=alert(1)>'
 
 
