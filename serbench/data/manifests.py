@@ -161,7 +161,13 @@ def _agrees(given: float | None, measured: float) -> bool:
 
 
 def audio_path(root: Path, u: Utterance) -> Path:
-    """Where an utterance's audio is: relative to the corpus folder (or the manifest's folder)."""
+    """Where an utterance's audio is: relative to the corpus folder (or the manifest's folder).
+
+    An absolute path (a manifest's) is taken as is, without asking the disk about ``root``: every
+    run keys its cache entry through this, once per utterance.
+    """
+    if os.path.isabs(u.path):
+        return Path(u.path)
     base = root if root.is_dir() else root.parent
     return base / u.path
 
