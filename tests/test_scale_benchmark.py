@@ -20,11 +20,14 @@ def test_the_scale_benchmark_prints_an_exponent_per_step(tmp_path: Path) -> None
          str(tmp_path / "scale.json")], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
-    head = lines.index("| step | 150 s | 300 s | time exp | 150 MB | 300 MB | mem exp |")
+    head = lines.index("| step | 150 s | 300 s | time exp | 150 MB | 300 MB | mem exp | anon exp |")
     rows = [line.strip("| ").split(" | ") for line in lines[head + 2:]]
     assert [r[0] for r in rows] == STEPS
-    number = re.compile(r"^-?\d+(\.\d+)?(e[-+]\d+)?( \(!\))?$")
-    assert all(len(r) == 7 and all(number.match(c) for c in r[1:]) for r in rows), rows
+    number = r"-?\d+(\.\d+)?(e[-+]\d+)?"
+    memory = r"\d+ \(\d+\)"  # resident MB gained (anonymous MB)
+    cells = [number, number, rf"{number}( \(!\))?", memory, memory, number, number]
+    assert all(len(r) == 8 and all(re.fullmatch(p, c) for p, c in zip(cells, r[1:], strict=True))
+               for r in rows), rows
     # the corpus: 300 files written once, one manifest per size, read by the manifest plugin
     assert len(list((tmp_path / "corpus" / "audio").rglob("u*.*"))) == 300
     assert (tmp_path / "corpus" / "manifest-150.csv").read_text().count("\n") == 151
