@@ -13,7 +13,7 @@ import hashlib
 import json
 import math
 import os
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
@@ -237,7 +237,7 @@ def _write_cache(
         "tree": tree,
         "audio": _audio_fingerprint(root, utterances),
         "bad": bad,
-        "utterances": [asdict(u) for u in utterances],
+        "utterances": [dict(vars(u)) for u in utterances],  # flat fields: asdict deep-copies
     }
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
