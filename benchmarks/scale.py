@@ -337,11 +337,16 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 def run(args: argparse.Namespace, sizes: Sequence[int], work: Path) -> None:
-    # everything the steps use, imported before the first fork (torch runs no op here)
+    # everything the steps use, imported before the first fork (torch runs no op here): a
+    # module a step imports on first use is a fixed cost of seconds, not what is measured
+    import pandas  # noqa: F401
+    import scipy.optimize  # noqa: F401
+    import scipy.stats  # noqa: F401
     import serbench_baselines.probes  # noqa: F401
     import serbench_datasets.manifest  # noqa: F401
     import serbench_upstreams.hf_audio  # noqa: F401
-    import transformers  # noqa: F401
+    import torch._dynamo  # noqa: F401 - the first AdamW imports it
+    from transformers import AutoFeatureExtractor, AutoModel, WavLMModel  # noqa: F401
 
     import serbench.api
     import serbench.judge.compare
@@ -350,6 +355,9 @@ def run(args: argparse.Namespace, sizes: Sequence[int], work: Path) -> None:
     import serbench.run.execution
     import serbench.run.executors
     import serbench.run.training  # noqa: F401
+    from serbench.registry import collect
+
+    collect()  # plugins discovered and imported
 
     work.mkdir(parents=True, exist_ok=True)
     audio_seconds = make_corpus(work / "corpus", sizes)
