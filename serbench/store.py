@@ -151,11 +151,29 @@ class Store:
             raise StoreError(f"could not store run {run_id} in {self.root}: {exc.strerror or exc}; "
                              "nothing stored was changed") from None
         try:
-            self.reconcile()  # indexes the new folder with any a crash left unindexed
+            self._index_new(run_id)
         except StoreError as exc:
             raise StoreError(f"run {run_id} is stored whole in {self.runs_dir}, but {exc}: the "
                              "next serbench run indexes it") from None
         return final
+
+    def _index_new(self, run_id: str) -> None:
+        """Index the run just stored, and only it: a sweep of R runs then costs O(R), not O(R²)
+        reads of run folders. Folders a crash left unindexed are found by the next read or
+        ``ensure`` (every one reconciles); a missing, older or damaged index is reconciled here.
+        """
+        if self.db_path.is_file() and self._writable():
+            try:
+                with self._connect() as db:
+                    db.execute("BEGIN IMMEDIATE")
+                    if db.execute("PRAGMA user_version").fetchone()[0] == INDEX_VERSION:
+                        self._fill(db, [run_id])
+                        db.execute("COMMIT")
+                        return
+                    db.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass  # reconciling names the failure (full, locked) or rebuilds a damaged index
+        self.reconcile()
 
     def rebuild_index(self) -> int:
         """Re-create ``serbench.db`` from the run folders; returns the number of runs indexed.

@@ -131,6 +131,30 @@ def test_an_unreadable_run_folder_is_named_and_blocks_no_other_run(
         0, f"indexed 8 runs in {store.db_path}\n", warning)
 
 
+def test_storing_a_run_indexes_it_alone_and_the_next_read_finds_what_a_crash_left(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    store = _results(tmp_path)  # 8 runs
+    bad = store.runs_dir / ("d" * 16)  # a damaged folder: named by reads, not by every write
+    bad.mkdir()
+    (bad / "run.json").write_text('{"run_id": ')
+    crashed = store.runs_dir / ("c" * 16)  # a run a writer stored but was killed before indexing
+    crashed.mkdir()
+    record = store.read_record(store.query()[0]["run_id"])
+    (crashed / "run.json").write_text(json.dumps({**record, "run_id": crashed.name}))
+    (crashed / "predictions.jsonl").write_bytes(
+        (store.runs_dir / record["run_id"] / "predictions.jsonl").read_bytes())
+    capsys.readouterr()
+    rng = np.random.default_rng(3)
+    corpus = make_corpus(rng, n_speakers=4, per_speaker=12)
+    write_condition(store, corpus, simulate_predictions(corpus, 0.8, 2, rng), "mlp", "egemaps")
+    assert capsys.readouterr().err == ""  # 8 runs stored, nothing else read
+    with contextlib.closing(sqlite3.connect(store.db_path)) as db:
+        assert db.execute("SELECT COUNT(*) FROM runs").fetchone() == (16,)
+    rows = store.query()
+    assert len(rows) == 17 and crashed.name in {r["run_id"] for r in rows}
+    assert capsys.readouterr().err.count(f"run folder {bad} is not indexed") == 1
+
+
 def test_rebuilds_killed_before_leave_no_temporary_files(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     store = _results(tmp_path)
@@ -259,6 +283,18 @@ def test_a_condition_with_a_comma_in_an_option_can_be_named_back(
     assert json.loads(out)["a"]["condition"] == names[1]
     code, out, err = _board(capsys, store, "--baseline", names[1])
     assert code == 0, err
+
+
+def test_an_upstream_with_slashes_is_quoted_and_can_be_named_back(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    store = _results(tmp_path, ("linear", "hf:/models/wavlm", {}), ("mlp", "hf:/models/wavlm", {}))
+    code, out, _ = _board(capsys, store, "--format", "json")
+    names = sorted(r["condition"] for r in json.loads(out))
+    assert names == ['linear/"hf:/models/wavlm"', 'mlp/"hf:/models/wavlm"']
+    code, out, err = _cli(capsys, "compare", *names, "--results", str(store.root), "--n-boot",
+                          "200", "--json")
+    assert code == 0, err
+    assert json.loads(out)["b"]["condition"] == names[1]
 
 
 HOSTILE = '=HYPERLINK("http://x")|<img src=x onerror=alert(1)>'

@@ -97,17 +97,21 @@ def leave_one_group_out(
     order = sorted({u.speaker for u in utterances})
     if seed:
         random.Random(seed).shuffle(order)
+    # positions by dict, not list.index: a corpus of thousands of speakers stays linear
+    speaker_at = {s: i for i, s in enumerate(order)}
+    group_at = {g: i for i, g in enumerate(groups)}
     folds = []
     for name, test_groups in zip(names, tests, strict=True):
         held = set(test_groups)
         test = [u for u in utterances if group(u) in held]
         test_spk = {u.speaker for u in test}
         if dev_groups:
-            last = max(groups.index(g) for g in held)
+            last = max(group_at[g] for g in held)
             after = [g for g in groups[last + 1:] + groups[: last + 1] if g not in held]
-            dev_spk = {u.speaker for u in utterances if group(u) in set(after[:dev_groups])}
+            dev_groups_set = set(after[:dev_groups])
+            dev_spk = {u.speaker for u in utterances if group(u) in dev_groups_set}
         else:
-            last = max(order.index(s) for s in test_spk)
+            last = max(speaker_at[s] for s in test_spk)
             cyclic = order[last + 1:] + order[: last + 1]
             candidates = [s for s in cyclic if s not in test_spk]
             n_dev = dev_speakers if isinstance(dev_speakers, int) else max(

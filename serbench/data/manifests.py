@@ -13,7 +13,7 @@ import hashlib
 import json
 import math
 import os
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
@@ -161,7 +161,13 @@ def _agrees(given: float | None, measured: float) -> bool:
 
 
 def audio_path(root: Path, u: Utterance) -> Path:
-    """Where an utterance's audio is: relative to the corpus folder (or the manifest's folder)."""
+    """Where an utterance's audio is: relative to the corpus folder (or the manifest's folder).
+
+    An absolute path (a manifest's) is taken as is, without asking the disk about ``root``: every
+    run keys its cache entry through this, once per utterance.
+    """
+    if os.path.isabs(u.path):
+        return Path(u.path)
     base = root if root.is_dir() else root.parent
     return base / u.path
 
@@ -185,12 +191,18 @@ def _tree_fingerprint(root: Path) -> str:
     return h.hexdigest()
 
 
-def _audio_fingerprint(root: Path, paths: Iterable[Path]) -> str:
-    """Audio named by the manifest may live outside ``root`` (absolute manifest paths)."""
+def _audio_fingerprint(root: Path, utterances: Iterable[Utterance]) -> str:
+    """Audio named by the manifest may live outside ``root`` (absolute manifest paths).
+
+    Paths are joined as strings, the folder asked about once: every command that loads a corpus
+    pays this, one ``stat`` per file and nothing more.
+    """
+    base = str(root if root.is_dir() else root.parent)
     h = hashlib.sha256()
-    for p in paths:
+    for u in utterances:
+        p = os.path.join(base, u.path)
         try:
-            st = p.stat()
+            st = os.stat(p)
             h.update(f"{p}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
         except OSError:
             h.update(f"{p}\0missing\n".encode())
@@ -211,7 +223,7 @@ def _read_cache(
     if data.get("version") != CACHE_VERSION or data.get("tree") != tree:
         return None
     utterances = [Utterance(**u) for u in data["utterances"]]
-    audio = _audio_fingerprint(root, (audio_path(root, u) for u in utterances))
+    audio = _audio_fingerprint(root, utterances)
     if audio != data.get("audio"):
         return None
     return utterances, dict(data.get("bad", {}))
@@ -223,9 +235,9 @@ def _write_cache(
     data = {
         "version": CACHE_VERSION,
         "tree": tree,
-        "audio": _audio_fingerprint(root, (audio_path(root, u) for u in utterances)),
+        "audio": _audio_fingerprint(root, utterances),
         "bad": bad,
-        "utterances": [asdict(u) for u in utterances],
+        "utterances": [dict(vars(u)) for u in utterances],  # flat fields: asdict deep-copies
     }
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

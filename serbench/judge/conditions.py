@@ -30,7 +30,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from serbench.judge.names import ConditionName, format_options, natural
+from serbench.judge.names import ConditionName, condition_name, format_options, natural
 from serbench.judge.stats import Pooled, pool
 from serbench.specs import ConfigError
 from serbench.store import Store
@@ -56,7 +56,7 @@ class Condition:
 
     @property
     def name(self) -> str:
-        return f"{self.method}{format_options(self.options)}/{self.upstream}"
+        return condition_name(self.method, self.options, self.upstream)
 
     @property
     def folds(self) -> list[Any]:

@@ -32,6 +32,12 @@ def format_options(options: Mapping[str, Any]) -> str:
     return "[" + ",".join(f"{k}={format_value(v)}" for k, v in sorted(options.items())) + "]"
 
 
+def condition_name(method: str, options: Mapping[str, Any], upstream: str) -> str:
+    """``method[options]/upstream``; an upstream holding ``/`` (``hf:org/model``, ``hf:/dir``) is
+    quoted as a value is, so the name can be passed back to ``compare`` and ``--baseline``."""
+    return f"{method}{format_options(options)}/{format_value(upstream)}"
+
+
 def _tokens(text: str) -> list[str]:
     """``text`` cut at the unquoted ``[``, ``]``, ``/`` and ``,`` (kept as tokens of their own);
     quoted stretches stay in their token with their quotes and escapes."""
@@ -79,7 +85,7 @@ def _parse_name(text: str) -> tuple[str, list[str], str, list[str]] | None:
                 return None
             end = tokens.index("]", i)
             opts, i = tokens[i + 1 : end], end + 1
-        parts.append((name.strip(), opts))
+        parts.append((_unquote(name), opts))
         if i < len(tokens):
             if tokens[i] != "/":
                 return None
@@ -124,7 +130,7 @@ class ConditionName:
         return all(_same(text, cond.options[k]) for k, text in self.options.items())
 
     def __str__(self) -> str:
-        return f"{self.method}{format_options(self.options)}/{self.upstream}"
+        return condition_name(self.method, self.options, self.upstream)
 
 
 def _same(text: str, stored: Any) -> bool:
