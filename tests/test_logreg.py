@@ -134,4 +134,5 @@ def test_logreg_passes_the_method_checks_outside_the_loop() -> None:
         ("build", True), ("loss is a finite scalar", True),
         ("gradients reach trainable parameters", True),
         ("predict gives (B, C) finite scores", True),
-        ("padding does not change predictions", True), ("loss falls on a separable batch", True)]
+        ("padding does not change predictions", True), ("loss falls on a separable batch", True),
+        ("reads only the layer its option layer names", True)]

@@ -54,7 +54,7 @@ def test_every_method_runs_on_emodb_and_one_leaderboard_lists_them(
     tuned = {row["budget_signature"] for row in table if row["condition"].startswith("fine")}
     assert len(frozen) == 1 and len(tuned) == 1 and frozen != tuned
     assert sorted(row["condition"] for row in table) == sorted([
-        "linear/fbank", "mlp/fbank", f"finetune/hf:{tiny}",
+        "linear/fbank", "mlp/fbank", f'finetune/"hf:{tiny}"',  # a name holding / is quoted
         *(f"{m}[finetune_upstream=false,text_encoder=minilm]/fbank"
           for m in ("emo_clap", "ml_gemo", "sl_gemo")),
     ])
