@@ -56,7 +56,7 @@ from serbench.run.training import (
     check_loss,
     measured,
 )
-from serbench.specs import error_line
+from serbench.specs import Budget, error_line
 
 MARGIN = 2.0  # a group may use 1/MARGIN of one run's device seconds
 CHECK_AT = 10  # steps after which the group's measured pace is checked against its limit
@@ -76,15 +76,14 @@ def groupable(plan: Plan, run: PlannedRun) -> bool:
     """A run that may train in a group: frozen upstream, one stage, no trial search."""
     cond = run.condition
     return (not cond.method.finetunes(cond.options) and len(cond.method.stages) == 1
-            and trial_count(plan.budget, run) == 1 and most_members(plan) >= 2)
+            and trial_count(plan.budget, run) == 1 and most_members(plan.budget) >= 2)
 
 
-def most_members(plan: Plan) -> int:
+def most_members(budget: Budget) -> int:
     """The largest group whose steps, at the estimator's (generous) seconds per step of a probe
     on cached features, fit in ``1/MARGIN`` of one run's device seconds."""
     from serbench.run.estimate import HEAD_STEP_SECONDS
 
-    budget = plan.budget
     return int(budget.max_device_seconds / MARGIN // (budget.max_steps * HEAD_STEP_SECONDS))
 
 
@@ -110,7 +109,7 @@ def units(todo: Sequence[tuple[Plan, PlannedRun]], workers: int = 1
         if len(members) == 1:
             out.append(members)
             continue
-        parts = max(math.ceil(len(members) / most_members(members[0][0])),
+        parts = max(math.ceil(len(members) / most_members(members[0][0].budget)),
                     min(workers, len(members) // 2))
         size = math.ceil(len(members) / parts)
         out.extend(members[i : i + size] for i in range(0, len(members), size))
@@ -229,7 +228,7 @@ def _set_random(state: Any) -> None:
 
 def _train_group(plan: Plan, runs: Sequence[PlannedRun], device: Any, quiet: bool,
                  tell: Tell) -> Done:
-    if len(runs) > most_members(plan):
+    if len(runs) > most_members(plan.budget):
         raise Ungroupable("the group's steps may not fit in its device seconds")
     started = time.time()
     members, failed = _build_members(plan, runs, device, quiet, tell)
