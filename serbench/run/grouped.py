@@ -61,12 +61,24 @@ from serbench.specs import Budget, error_line
 MARGIN = 2.0  # a group may use 1/MARGIN of one run's device seconds
 CHECK_AT = 10  # steps after which the group's measured pace is checked against its limit
 
+_GAVE_WAY: set[str] = set()  # conditions whose models cannot train in a group (this process)
+
 Tell = Callable[[PlannedRun], Callable[[str], None] | None]
 Done = list[tuple[PlannedRun, RunRecord, list[dict[str, Any]]]]
 
 
 class Ungroupable(Exception):
-    """The group cannot train together; its runs go one by one."""
+    """The group cannot train together; its runs go one by one (``for_good``: no group of this
+    condition can)."""
+
+    def __init__(self, reason: str, for_good: bool = False) -> None:
+        super().__init__(reason)
+        self.for_good = for_good
+
+
+def _condition(run: PlannedRun) -> str:
+    return json.dumps([run.spec.method, run.spec.upstream, run.condition.options],
+                      sort_keys=True, default=repr)
 
 
 # ------------------------------------------------------------------------------ which runs
@@ -97,8 +109,7 @@ def units(todo: Sequence[tuple[Plan, PlannedRun]], workers: int = 1
     for plan, run in todo:
         key: Any = id(run)
         if groupable(plan, run):
-            key = (id(plan), run.spec.method, run.spec.upstream,
-                   json.dumps(run.condition.options, sort_keys=True, default=repr))
+            key = (id(plan), _condition(run))
         if key not in keyed:
             keyed[key] = []
             order.append(key)
@@ -123,11 +134,14 @@ def attempt_unit(plan: Plan, runs: Sequence[PlannedRun], device: Any, *, quiet: 
     from serbench.data.audio import AudioError
 
     tell = tell or (lambda run: None)
-    if len(runs) > 1:
+    if len(runs) > 1 and _condition(runs[0]) not in _GAVE_WAY:
         try:
             return _train_group(plan, runs, device, quiet, tell)
         except (AudioError, KeyboardInterrupt):
             raise
+        except Ungroupable as exc:
+            if exc.for_good:  # the model itself: its other groups need not build it to learn
+                _GAVE_WAY.add(_condition(runs[0]))
         except Exception:  # anything the group as a whole met: each run alone meets its own
             pass
     return [(run, *attempt(plan, run, device, quiet=quiet, progress=tell(run))) for run in runs]
@@ -290,7 +304,7 @@ def _build_members(plan: Plan, runs: Sequence[PlannedRun], device: Any, quiet: b
         hooks = [h for h in ("begin_stage", "configure_optimizer")
                  if getattr(model, h, None) is not None]
         if hooks or not params or len(getattr(model, "stages", cond.method.stages)) != 1:
-            raise Ungroupable(f"the model has {hooks or 'stages or no parameters'}")
+            raise Ungroupable(f"the model has {hooks or 'stages or no parameters'}", for_good=True)
         closing = _Closing(len(inputs.splits["dev"]) + len(inputs.splits["test"]))
         members.append(_Member(run, inputs, feed, model, params,
                                Usage(build_seconds=built.used, device_seconds=built.used),
