@@ -128,15 +128,18 @@ def units(todo: Sequence[tuple[Plan, PlannedRun]], workers: int = 1
 
 
 def attempt_unit(plan: Plan, runs: Sequence[PlannedRun], device: Any, *, quiet: bool = True,
-                 tell: Tell | None = None) -> Done:
-    """Each run's record and predictions: trained as a group when there are several, each alone
-    (serbench.run.attempt) when there is one or when the group cannot train together."""
+                 tell: Tell | None = None) -> Iterator[tuple[PlannedRun, RunRecord,
+                                                            list[dict[str, Any]]]]:
+    """Each run's record and predictions as soon as it has them: a group's all at its end, or,
+    when there is one run or the group cannot train together, each run alone
+    (serbench.run.attempt) as it finishes."""
     from serbench.data.audio import AudioError
 
     tell = tell or (lambda run: None)
+    done: Done | None = None
     if len(runs) > 1 and _condition(runs[0]) not in _GAVE_WAY:
         try:
-            return _train_group(plan, runs, device, quiet, tell)
+            done = _train_group(plan, runs, device, quiet, tell)
         except (AudioError, KeyboardInterrupt):
             raise
         except Ungroupable as exc:
@@ -144,7 +147,11 @@ def attempt_unit(plan: Plan, runs: Sequence[PlannedRun], device: Any, *, quiet: 
                 _GAVE_WAY.add(_condition(runs[0]))
         except Exception:  # anything the group as a whole met: each run alone meets its own
             pass
-    return [(run, *attempt(plan, run, device, quiet=quiet, progress=tell(run))) for run in runs]
+    if done is not None:
+        yield from done
+        return
+    for run in runs:
+        yield (run, *attempt(plan, run, device, quiet=quiet, progress=tell(run)))
 
 
 # ------------------------------------------------------------------------------ one member
