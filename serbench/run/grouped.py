@@ -102,8 +102,8 @@ def most_members(budget: Budget) -> int:
 def units(todo: Sequence[tuple[Plan, PlannedRun]], workers: int = 1
           ) -> list[list[tuple[Plan, PlannedRun]]]:
     """The runs to do, as units of work in plan order: one run, or a group of one condition's
-    runs (its folds and seeds), split into ``workers`` parts (each of at least two runs) so
-    that every worker has one, and into parts no larger than :func:`most_members`."""
+    runs (its folds and seeds), split into ``workers`` parts so that every worker has one (a
+    part of one run trains alone), and into parts no larger than :func:`most_members`."""
     keyed: dict[Any, list[tuple[Plan, PlannedRun]]] = {}
     order: list[Any] = []
     for plan, run in todo:
@@ -121,7 +121,7 @@ def units(todo: Sequence[tuple[Plan, PlannedRun]], workers: int = 1
             out.append(members)
             continue
         parts = max(math.ceil(len(members) / most_members(members[0][0].budget)),
-                    min(workers, len(members) // 2))
+                    min(workers, len(members)))
         size = math.ceil(len(members) / parts)
         out.extend(members[i : i + size] for i in range(0, len(members), size))
     return out
