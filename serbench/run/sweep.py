@@ -81,18 +81,18 @@ def execute_unit(request: Mapping[str, Any], run_ids: Sequence[str], device: str
         progress(run.run_id, f"started on {host()} ({dev})")
         return lambda message: progress(run.run_id, message)
 
+    out: list[dict[str, Any]] = []
     try:  # a run that fails is stored as failed, the sweep goes on
-        done = attempt_unit(plan, [by_id[i] for i in run_ids], dev, quiet=quiet, tell=tell)
+        for _, run_record, predictions in attempt_unit(plan, [by_id[i] for i in run_ids], dev,
+                                                       quiet=quiet, tell=tell):
+            record = run_record.to_json()
+            if results is None:
+                out.append({"record": record, "predictions": predictions})
+            else:  # stored as each run is done: a stopped sweep keeps it
+                Store(results).write(record, predictions)
+                out.append({"record": record})
     except AudioError as exc:
         return {"fatal": error_line(exc)}
-    out = []
-    for _, run_record, predictions in done:
-        record = run_record.to_json()
-        if results is None:
-            out.append({"record": record, "predictions": predictions})
-        else:
-            Store(results).write(record, predictions)
-            out.append({"record": record})
     return {"results": out}
 
 
