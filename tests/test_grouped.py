@@ -3,13 +3,15 @@ what it would be alone: the same predictions, its own steps, stored as its own r
 
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
-from scale_helpers import warm_cache
+from scale_helpers import SWEEP, complete_runs, serbench, warm_cache
 
 from serbench.registry import collect
 from serbench.run.attempt import attempt, finished, run_plan
@@ -157,3 +159,22 @@ def test_a_model_with_its_own_optimiser_trains_alone(data_root: Path, tmp_path: 
         record = store.read_record(run.run_id)
         assert "group" not in record["usage"]
         _same_run(record, store.read_predictions(run.run_id), alone[run.run_id])
+
+
+@pytest.mark.usefixtures(warm_cache.__name__)
+def test_two_workers_train_a_group_each_and_store_every_run(data_root: Path,
+                                                             tmp_path: Path) -> None:
+    args = ["run", *SWEEP, "--data-root", str(data_root), "--folds", "0", "1", "--seeds", "2"]
+    one = serbench(*args, "--results", str(tmp_path / "one"), "--quiet")
+    two = serbench(*args, "--results", str(tmp_path / "two"), "--workers", "2")
+    assert one.returncode == 0 and two.returncode == 0, one.stderr + two.stderr
+    assert len(set(re.findall(r"started on (\S+) \(cpu\)", two.stderr))) == 2
+    assert len(re.findall(r"step 40: dev UAR", two.stderr)) == 4
+    runs = complete_runs(tmp_path / "one")
+    assert complete_runs(tmp_path / "two") == runs and len(runs) == 4
+    for rid in runs:
+        a, b = (json.loads((tmp_path / d / "runs" / rid / "run.json").read_text())
+                for d in ("one", "two"))
+        assert a["usage"]["group"]["runs"] == 4 and b["usage"]["group"]["runs"] == 2
+        assert b["usage"]["steps"] == a["usage"]["steps"] == 40
+        assert b["metrics"]["uar"] == pytest.approx(a["metrics"]["uar"], abs=1e-6)
