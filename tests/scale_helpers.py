@@ -22,6 +22,16 @@ SWEEP = ["--method", "linear", "--upstream", "fbank", "--dataset", "emodb", "--s
          "--budget", "smoke", "--device", "cpu"]
 
 
+def apart_budget(folder: Path) -> list[str]:
+    """Arguments for ``smoke`` with a device-second limit that could bind (40 steps at the
+    estimator's 0.02 s are 0.8 s, not twice within 1.5 s): the runs train one by one, not as a
+    group (serbench.run.grouped), so a sweep stores them one at a time and a kill can land
+    between two."""
+    path = folder / "budgets.yaml"
+    path.write_text("apart:\n  base: smoke\n  max_device_seconds: 1.5\n")
+    return ["--budgets", str(path), "--budget", "apart"]
+
+
 def fill_fbank_cache(data_root: Path) -> None:
     """Compute EmoDB's fbank cache entry into ``$SERBENCH_CACHE`` (a no-op when it is there)."""
     import torch

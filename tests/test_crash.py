@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from scale_helpers import SWEEP, complete_runs, digest_tree, serbench, start
+from scale_helpers import SWEEP, apart_budget, complete_runs, digest_tree, serbench, start
 
 from serbench.data.features import open_entry
 from serbench.store import Store
@@ -44,8 +44,8 @@ def test_a_killed_sweep_resumes_without_losing_or_doubling_runs(data_root: Path,
                                                                 tmp_path: Path) -> None:
     results = tmp_path / "results"
     cache = Path(os.environ["SERBENCH_CACHE"]) / "features" / "fbank"
-    args = ["run", *SWEEP, "--data-root", str(data_root), "--folds", "0", "1", "--seeds", "2",
-            "--results", str(results), "--quiet"]
+    args = ["run", *SWEEP, *apart_budget(tmp_path), "--data-root", str(data_root), "--folds",
+            "0", "1", "--seeds", "2", "--results", str(results), "--quiet"]
 
     # 1. during feature caching: the entry is being filled in a temporary folder
     def caching() -> bool:

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from scale_helpers import apart_budget
 
 from serbench.store import Store
 
@@ -81,8 +82,9 @@ def test_dry_run_plans_folds_times_seeds_without_running(data_root: Path, tmp_pa
 
 def test_a_killed_sweep_resumes_and_keeps_finished_runs(data_root: Path, tmp_path: Path) -> None:
     results = tmp_path / "results"
+    apart = apart_budget(tmp_path)
     proc = subprocess.Popen([sys.executable, "-m", "serbench.cli",
-                             *run_args(data_root, results, "--quiet")],
+                             *run_args(data_root, results, "--quiet", *apart)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     runs = results / "runs"
     deadline = time.time() + 300
@@ -97,7 +99,7 @@ def test_a_killed_sweep_resumes_and_keeps_finished_runs(data_root: Path, tmp_pat
     n_before = len({k.split("/")[1] for k in finished})
     assert 2 <= n_before < 10, "the sweep should have been killed midway"
 
-    out = serbench(*run_args(data_root, results, "--json"))
+    out = serbench(*run_args(data_root, results, "--json", *apart))
     assert out.returncode == 0, out.stderr
     statuses = [json.loads(line)["status"] for line in out.stdout.splitlines()]
     assert statuses.count("skipped") == n_before and statuses.count("ok") == 10 - n_before

@@ -178,7 +178,7 @@ def search(plan: Plan, run: PlannedRun, feed: Any, device: Any, world: Any,
 
     spec, cond, budget = run.spec, run.condition, plan.budget
     free = sorted(k for k in cond.method.search_space if k not in cond.changed)
-    n_trials = budget.max_trials if free else 1
+    n_trials = trial_count(budget, run)
     share = world.total_seconds if world else None
     trial_budget = budget if n_trials == 1 else replace(
         budget, max_steps=max(1, budget.max_steps // n_trials),
@@ -205,6 +205,13 @@ def search(plan: Plan, run: PlannedRun, feed: Any, device: Any, world: Any,
             del model
     assert best is not None
     return best
+
+
+def trial_count(budget: Budget, run: PlannedRun) -> int:
+    """How many trials a run's search trains: ``max_trials`` when some option of the method's
+    search space is left free, else one."""
+    cond = run.condition
+    return budget.max_trials if any(k not in cond.changed for k in cond.method.search_space) else 1
 
 
 def build_context(plan: Plan, run: PlannedRun, options: dict[str, Any], device: Any
@@ -248,10 +255,8 @@ def execute_run(plan: Plan, run: PlannedRun, device: Any, quiet: bool = True,
                 ) -> tuple[RunRecord, list[dict[str, Any]]]:
     """Train and test one run; returns its record and predictions (nothing is stored here).
     ``world`` is the torchrun process group this rank joined (serbench.run.distributed)."""
-    from serbench.judge.metrics import compute_metrics
-
     started = time.time()
-    spec, cond = run.spec, run.condition
+    spec = run.spec
     seed_everything(spec.seed)
     inputs = load_inputs(plan, run, device, quiet)
     splits = inputs.splits
@@ -259,6 +264,16 @@ def execute_run(plan: Plan, run: PlannedRun, device: Any, quiet: bool = True,
     feed = inputs.make_feed()
     fit = search(plan, run, feed, device, world, len(splits["dev"]) + len(splits["test"]),
                  progress)
+    return finish_run(plan, run, inputs, fit, feed, device, world, started)
+
+
+def finish_run(plan: Plan, run: PlannedRun, inputs: Inputs, fit: Fit, feed: Any, device: Any,
+               world: Any, started: float) -> tuple[RunRecord, list[dict[str, Any]]]:
+    """Predict the test set with a trained run's best model; its record and predictions (a run
+    trained alone or in a group of seeds, serbench.run.grouped, ends here)."""
+    from serbench.judge.metrics import compute_metrics
+
+    spec, cond, splits = run.spec, run.condition, inputs.splits
     keys, y, pred, predictions = predict_test(plan, fit, feed, device, world)
     usage = fit.usage.as_dict()
     if fit.tuned:

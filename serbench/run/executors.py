@@ -42,7 +42,7 @@ from serbench.run.sweep import (
     ExecutorError,
     Report,
     Sweep,
-    execute_one,
+    execute_unit,
     finish,
     print_progress,
     worker_request,
@@ -102,6 +102,7 @@ class LocalExecutor:
         from serbench.run.attempt import run_plan
         from serbench.run.devices import resolve_device
         from serbench.run.execution import prepare_features
+        from serbench.run.grouped import units
 
         if self.workers == 1:
             return [o for plan in plans
@@ -114,7 +115,8 @@ class LocalExecutor:
             prepare_features(plan, [r for p, r in sweep.todo if p is plan],
                              resolve_device(device or plan.budget.device), quiet=quiet)
         requests = {id(plan): worker_request(plan) for plan in plans}
-        n = min(self.workers, len(sweep.todo))
+        work = units(sweep.todo, self.workers)
+        n = min(self.workers, len(work))
         threads = max(1, (os.cpu_count() or 1) // n)
         progress = None if quiet else print_progress
         ctx = _context()
@@ -128,8 +130,9 @@ class LocalExecutor:
             # torch) waits until it is: a worker started for a driver that has let go of the pool
             # cannot open the pool's semaphores and dies with a traceback
             with _on_sigint(lambda *_: caught.append(1)):
-                pending = {pool.submit(execute_one, requests[id(plan)], r.run_id, device, True,
-                                       str(store.root), progress) for plan, r in sweep.todo}
+                pending = {pool.submit(execute_unit, requests[id(unit[0][0])],
+                                       [r.run_id for _, r in unit], device, True,
+                                       str(store.root), progress) for unit in work}
             if caught:
                 raise KeyboardInterrupt
             while pending:

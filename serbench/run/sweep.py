@@ -48,37 +48,52 @@ def execute_one(request: Mapping[str, Any], run_id: str, device: str | None, qui
     stores them), or ``{"fatal": message}`` for an error that stops the sweep (bad audio, a plan
     the worker cannot rebuild), which the driver raises.
     """
+    result = execute_unit(request, [run_id], device, quiet, results, progress)
+    return result if "fatal" in result else result["results"][0]
+
+
+def execute_unit(request: Mapping[str, Any], run_ids: Sequence[str], device: str | None,
+                 quiet: bool, results: str | None, progress: Any = None) -> dict[str, Any]:
+    """Run a unit of planned runs in this (worker) process: one run, or a group of runs that
+    train together (serbench.run.grouped). ``{"results": [...]}``, one item per run as
+    :func:`execute_one` returns it, each run stored as it is done; or ``{"fatal": message}``."""
     from serbench.data.audio import AudioError
-    from serbench.run.attempt import attempt
     from serbench.run.devices import resolve_device
+    from serbench.run.grouped import attempt_unit
     from serbench.specs import error_line
     from serbench.store import Store
 
     try:
         plan = _worker_plan(request)
-        run = next((r for r in plan.runs if r.run_id == run_id), None)
-        if run is None:
+        by_id = {r.run_id: r for r in plan.runs}
+        missing = [i for i in run_ids if i not in by_id]
+        if missing:
             raise ExecutorError(f"worker {host()} computes other run ids than the driver (run "
-                                f"{run_id} missing): install the same serbench and plugin "
+                                f"{missing[0]} missing): install the same serbench and plugin "
                                 "versions on every node")
         dev = resolve_device(device or plan.budget.device)
     except ConfigError as exc:
         return {"fatal": error_line(exc)}
 
-    def tell(message: str) -> None:
-        if progress is not None:
-            progress(run_id, message)
+    def tell(run: Any) -> Any:
+        if progress is None:
+            return None
+        progress(run.run_id, f"started on {host()} ({dev})")
+        return lambda message: progress(run.run_id, message)
 
-    tell(f"started on {host()} ({dev})")
+    out: list[dict[str, Any]] = []
     try:  # a run that fails is stored as failed, the sweep goes on
-        run_record, predictions = attempt(plan, run, dev, quiet=quiet, progress=tell)
+        for _, run_record, predictions in attempt_unit(plan, [by_id[i] for i in run_ids], dev,
+                                                       quiet=quiet, tell=tell):
+            record = run_record.to_json()
+            if results is None:
+                out.append({"record": record, "predictions": predictions})
+            else:  # stored as each run is done: a stopped sweep keeps it
+                Store(results).write(record, predictions)
+                out.append({"record": record})
     except AudioError as exc:
         return {"fatal": error_line(exc)}
-    record = run_record.to_json()
-    if results is None:
-        return {"record": record, "predictions": predictions}
-    Store(results).write(record, predictions)
-    return {"record": record}
+    return {"results": out}
 
 
 def host() -> str:
@@ -135,6 +150,8 @@ class Sweep:
 
 
 def finish(sweep: Sweep, result: Mapping[str, Any], store_it: bool) -> None:
+    """Take a worker's result: one run's (``record``) or a unit's (``results``)."""
     if "fatal" in result:
         raise ExecutorError(result["fatal"])
-    sweep.finished(result["record"], result["predictions"] if store_it else None)
+    for one in result.get("results", [result]):
+        sweep.finished(one["record"], one["predictions"] if store_it else None)

@@ -53,8 +53,10 @@ class Usage:
     eval_seconds: float = 0.0  # every dev evaluation, the last one included
     predict_seconds: float = 0.0  # the test prediction (the runner adds it)
     stages: list[dict[str, Any]] = field(default_factory=list)
+    group: dict[str, Any] | None = None  # trained in a group of runs (serbench.run.grouped)
 
     def as_dict(self) -> dict[str, Any]:
+        shared = {} if self.group is None else {"group": self.group}
         return {
             "steps": self.steps,
             "audio_seconds": round(self.audio_seconds, 3),
@@ -68,6 +70,7 @@ class Usage:
             "eval_seconds": round(self.eval_seconds, 3),
             "predict_seconds": round(self.predict_seconds, 3),
             "stages": self.stages,
+            **shared,
         }
 
 
@@ -255,6 +258,13 @@ def predict(model: Any, batches: Iterator[Batch], device: Any, budget: Budget) -
     return keys, labels, (np.concatenate(scores) if scores else np.zeros((0, 0)))
 
 
+def check_loss(loss: Any, step: int, stage: str) -> None:
+    """A loss that is not a finite number fails the run, naming the step and the fix."""
+    value = loss.item()
+    if not math.isfinite(value):
+        raise ConfigError(f"the loss became {value} at step {step} (stage {stage}); lower lr")
+
+
 def _dev_uar(model: Any, feed: Feed, device: Any, budget: Budget,
              labels: Sequence[str]) -> tuple[float, int]:
     """Dev UAR and the number of dev utterances predicted."""
@@ -364,10 +374,7 @@ def train(
                     optimizer.zero_grad(set_to_none=True)
                     with _autocast(budget, device):
                         loss = model.loss(batch)
-                    value = loss.item()
-                    if not math.isfinite(value):
-                        raise ConfigError(f"the loss became {value} at step "
-                                          f"{usage.steps + 1} (stage {stage.name}); lower lr")
+                    check_loss(loss, usage.steps + 1, stage.name)
                     loss.backward()
                     optimizer.step()
                 step_cost = clock.used - before
