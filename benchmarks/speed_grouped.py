@@ -46,7 +46,7 @@ def protocol(plan_args: dict[str, Any], results: Path, grouped: bool) -> tuple[f
     """Wall and CPU seconds of the runs, and their test UAR by run id."""
     import serbench.run.grouped as grouping
     from serbench.registry import collect
-    from serbench.run.attempt import run_plan
+    from serbench.run.inprocess import run_plan
     from serbench.run.planning import make_plan
     from serbench.store import Store
 

@@ -20,7 +20,7 @@ from serbench.data.audio import load_audio
 from serbench.data.feeds import AudioFeed, CachedFeed
 from serbench.data.view import load_dataset
 from serbench.registry import collect
-from serbench.run.attempt import run_plan
+from serbench.run.inprocess import run_plan
 from serbench.run.planning import make_plan
 from serbench.run.training import predict, train
 from serbench.specs import Budget, BuildContext, ConfigError

@@ -14,8 +14,9 @@ import torch
 from scale_helpers import SWEEP, complete_runs, serbench, warm_cache
 
 from serbench.registry import collect
-from serbench.run.attempt import attempt, finished, run_plan
+from serbench.run.attempt import attempt, finished
 from serbench.run.grouped import units
+from serbench.run.inprocess import run_plan
 from serbench.run.planning import make_plan
 from serbench.specs import Budget
 from serbench.store import Store

@@ -99,10 +99,10 @@ class LocalExecutor:
 
     def run(self, plans: Sequence[Any], store: Any, *, device: str | None = None,
             quiet: bool = False, report: Report | None = None) -> list[dict[str, Any]]:
-        from serbench.run.attempt import run_plan
         from serbench.run.devices import resolve_device
         from serbench.run.execution import prepare_features
         from serbench.run.grouped import units
+        from serbench.run.inprocess import run_plan
 
         if self.workers == 1:
             return [o for plan in plans
