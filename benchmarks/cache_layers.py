@@ -27,20 +27,14 @@ import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from speed_frozen import build_wavlm  # noqa: E402
 
 
 def build(folder: Path, layers: int, width: int) -> Path:
-    import torch
-    import transformers as tf
-
-    torch.manual_seed(0)
-    config = tf.WavLMConfig(num_hidden_layers=layers, hidden_size=width,
-                            num_attention_heads=max(1, width // 64), intermediate_size=4 * width)
-    tf.WavLMModel(config).save_pretrained(folder)
-    tf.Wav2Vec2FeatureExtractor(feature_size=1, sampling_rate=16000, padding_value=0.0,
-                                do_normalize=True, return_attention_mask=False
-                                ).save_pretrained(folder)
-    return folder
+    return build_wavlm(folder, num_hidden_layers=layers, hidden_size=width,
+                       num_attention_heads=max(1, width // 64), intermediate_size=4 * width)
 
 
 def run(upstream: str, data_root: str, results: Path, cache: Path, method: str,

@@ -57,13 +57,14 @@ def say(name: str, value: Any) -> None:
     print(f"{name}: {round(value, 4) if isinstance(value, float) else value}", flush=True)
 
 
-def build_wavlm(folder: Path) -> Path:
-    """A randomly initialised base-size WavLM and its feature extractor, saved to ``folder``."""
+def build_wavlm(folder: Path, **config: Any) -> Path:
+    """A randomly initialised WavLM (base size unless ``config`` changes ``WavLMConfig``) and its
+    feature extractor, saved to ``folder``: what the benchmarks load through ``hf:<dir>``."""
     import torch
     import transformers as tf
 
     torch.manual_seed(0)
-    tf.WavLMModel(tf.WavLMConfig()).save_pretrained(folder)
+    tf.WavLMModel(tf.WavLMConfig(**config)).save_pretrained(folder)
     tf.Wav2Vec2FeatureExtractor(feature_size=1, sampling_rate=16000, padding_value=0.0,
                                 do_normalize=True, return_attention_mask=False
                                 ).save_pretrained(folder)

@@ -24,22 +24,13 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from speed_frozen import STEPS, TARGET_ITEMS, batch_seconds_for, say  # noqa: E402
+from speed_frozen import STEPS, TARGET_ITEMS, batch_seconds_for, build_wavlm, say  # noqa: E402
 
 
 def build_shaped_wavlm(folder: Path) -> Path:
     """A random WavLM with 13 hidden states of 768 and cheap convolutions and feed-forwards."""
-    import torch
-    import transformers as tf
-
-    torch.manual_seed(0)
-    config = tf.WavLMConfig(intermediate_size=64, num_attention_heads=4, conv_dim=(32,) * 7,
-                            num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=4)
-    tf.WavLMModel(config).save_pretrained(folder)
-    tf.Wav2Vec2FeatureExtractor(feature_size=1, sampling_rate=16000, padding_value=0.0,
-                                do_normalize=True, return_attention_mask=False
-                                ).save_pretrained(folder)
-    return folder
+    return build_wavlm(folder, intermediate_size=64, num_attention_heads=4, conv_dim=(32,) * 7,
+                       num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=4)
 
 
 def protocol(plan_args: dict[str, Any], results: Path, grouped: bool) -> tuple[float, float, Any]:

@@ -216,6 +216,16 @@ class MethodSpec:
             return every
         return (index % num_layers,) if -num_layers <= index < num_layers else every
 
+    def frames_read(self, options: Mapping[str, Any], num_layers: int
+                    ) -> tuple[int, ...] | None:
+        """The layers whose frames a run reads from the feature cache: ``()`` for pooled inputs
+        or a fine-tuned upstream, None for every layer (however many the model turns out to
+        give), else those :meth:`layers_read` names."""
+        if self.inputs != "frames" or self.finetunes(options):
+            return ()
+        read = self.layers_read(options, num_layers)
+        return None if len(read) == num_layers else read
+
 
 # --------------------------------------------------------------------------------------- budgets
 

@@ -92,12 +92,12 @@ class FeatureEntry:
         self.path = path
         self.meta = meta
         n, layers, dim = len(meta["keys"]), self.num_layers, self.dim
+        self._frames: dict[int, np.ndarray] = {}  # layer -> its memory map, once verified
         self.check(())
         self.rows: dict[str, int] = {k: i for i, k in enumerate(meta["keys"])}
         self.pooled: np.ndarray = self._map("mean.f32", np.float32, (n, layers, dim))
         self.var: np.ndarray = self._map("var.f32", np.float32, (n, layers, dim))
         self.index: np.ndarray = self._map("index.i64", np.int64, (n, 2))
-        self._frames: dict[int, np.ndarray] = {}
         self._sqmean: np.ndarray | None = None
 
     @property
@@ -116,7 +116,7 @@ class FeatureEntry:
         hashing each file only once per version of it in a process."""
         names = list(POOLED_FILES)
         chosen = self.frame_layers if layers is None else layers
-        names += [frames_name(k) for k in sorted({*chosen, *getattr(self, "_frames", {})})]
+        names += [frames_name(k) for k in sorted({*chosen, *self._frames})]
         for name in names:
             if name not in self.meta["files"]:
                 raise CacheCorrupt(f"feature cache entry {self.path} has no {name}")

@@ -146,14 +146,9 @@ def plan_cells(plans: Iterable[Any]) -> list[Cell]:
             key = (i, cond.method.name, cond.upstream.name)
             if key not in cells:
                 cells[key] = Cell(cond.method.name, cond.upstream, corpus, 0, plan.budget,
-                                  not cond.frozen, frame_layers=_layers(cond.frames_read(),
-                                                                        cond.upstream))
+                                  not cond.frozen, frame_layers=cond.frames_read())
             cells[key].runs += 1
     return list(cells.values())
-
-
-def _layers(read: tuple[int, ...], upstream: Any) -> tuple[int, ...] | None:
-    return None if len(read) == upstream.num_layers else read
 
 
 def estimate(cells: Iterable[Cell], large_throughput: float = LARGE_THROUGHPUT) -> Estimate:
@@ -209,12 +204,10 @@ def suite_cells(path: Any, components: Any,
             twice = 2 if e.with_baseline and baseline_groups(components, [m_name], {}) else 1
             for u_name in e.upstreams:
                 upstream = components.upstreams.get(u_name)
-                frozen = not spec.finetunes(options)
-                read = spec.layers_read(options, upstream.num_layers) \
-                    if frozen and spec.inputs == "frames" else ()
                 cells.append(Cell(
                     m_name, upstream, corpus(e.dataset), folds * len(e.seeds) * twice, e.budget,
-                    not frozen, corpus(test) if test else None, _layers(read, upstream)))
+                    spec.finetunes(options), corpus(test) if test else None,
+                    spec.frames_read(options, upstream.num_layers)))
     return cells
 
 

@@ -136,12 +136,9 @@ def load_inputs(plan: Plan, run: PlannedRun, device: Any, quiet: bool) -> Inputs
 
 def _feature_entry(plan: Plan, run: PlannedRun, device: Any, quiet: bool) -> Any:
     cond = run.condition
-    read = cond.frames_read()
-    if len(read) == cond.upstream.num_layers:
-        read = None  # every layer, however many the model turns out to give
     # a pass that must run stores the frames every run of the plan reads: one pass for all
-    return features_for(plan, cond.upstream, read, plan.frame_layers(cond.upstream.name),
-                        device, quiet)
+    return features_for(plan, cond.upstream, cond.frames_read(),
+                        plan.frame_layers(cond.upstream.name), device, quiet)
 
 
 def features_for(plan: Plan, upstream: Any, layers: tuple[int, ...] | None,

@@ -43,9 +43,9 @@ class Cell:
     def layers_read(self) -> tuple[int, ...]:
         return self.method.layers_read(self.options, self.upstream.num_layers)
 
-    def frames_read(self) -> tuple[int, ...]:
-        """The layers whose frames runs read from the cache (none for pooled inputs)."""
-        return self.layers_read() if self.frozen and self.method.inputs == "frames" else ()
+    def frames_read(self) -> tuple[int, ...] | None:
+        """The layers whose frames runs read from the cache (MethodSpec.frames_read)."""
+        return self.method.frames_read(self.options, self.upstream.num_layers)
 
 
 @dataclass
@@ -74,10 +74,11 @@ class Plan:
     def frame_layers(self, upstream: str) -> tuple[int, ...] | None:
         """The layers of ``upstream`` whose frames the plan's runs still to do read, all at once:
         what one fill stores (``()``: pooled statistics only; None: every layer)."""
-        conds = [r.condition for r in self.todo() if r.condition.upstream.name == upstream]
-        union = sorted({k for c in conds for k in c.frames_read()})
-        every = any(len(c.frames_read()) == c.upstream.num_layers for c in conds)
-        return None if every else tuple(union)
+        reads = [r.condition.frames_read() for r in self.todo()
+                 if r.condition.upstream.name == upstream]
+        if any(read is None for read in reads):
+            return None
+        return tuple(sorted({k for read in reads if read is not None for k in read}))
 
 
 def check_requirements(cond: Cell, data: DatasetView, components: Components) -> None:
